@@ -1,0 +1,311 @@
+// Package pgcluster runs a dedicated local PostgreSQL cluster from the
+// machine's own PostgreSQL binaries: the no-Docker path of `sagabox up` and the
+// database the tests use. The cluster is configured for logical replication
+// (wal_level=logical), which the outbox relay needs.
+//
+// PostgreSQL refuses to run as root; when the current user is root every
+// server command runs as the "postgres" OS user through runuser.
+package pgcluster
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Config describes a local cluster.
+type Config struct {
+	// Dir is the data directory; it is created by initdb when empty.
+	Dir string
+	// Port the server listens on (127.0.0.1 only). Default 54320.
+	Port int
+	// Durable keeps fsync on. Tests turn it off: they never survive a host
+	// crash, and it makes commits an order of magnitude cheaper.
+	Durable bool
+	// Logger receives progress messages; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Cluster is a running local PostgreSQL server owned by this process.
+type Cluster struct {
+	cfg    Config
+	binDir string
+	asUser string // OS user the server runs as ("" = current user)
+	log    *slog.Logger
+}
+
+// Start initialises the data directory when needed and starts the server,
+// waiting until it accepts connections. A server already running on that
+// data directory (for example after a crash of its parent) is reused.
+func Start(ctx context.Context, cfg Config) (*Cluster, error) {
+	if cfg.Port == 0 {
+		cfg.Port = 54320
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	dir, err := filepath.Abs(cfg.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("resolve data dir: %w", err)
+	}
+	cfg.Dir = dir
+	bin, err := findBinDir()
+	if err != nil {
+		return nil, err
+	}
+	c := &Cluster{cfg: cfg, binDir: bin, log: cfg.Logger}
+	if os.Geteuid() == 0 {
+		c.asUser = "postgres"
+	}
+	if err := c.prepareDir(); err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(filepath.Join(dir, "PG_VERSION")); errors.Is(err, os.ErrNotExist) {
+		if err := c.initdb(ctx); err != nil {
+			return nil, err
+		}
+	}
+	if err := c.writeConf(); err != nil {
+		return nil, err
+	}
+	if c.running(ctx) {
+		c.log.InfoContext(ctx, "postgres already running", "dir", dir, "port", cfg.Port)
+		return c, c.waitReady(ctx)
+	}
+	logFile := filepath.Join(dir, "server.log")
+	if _, err := c.run(ctx, "pg_ctl", "-D", dir, "-l", logFile, "-w", "-t", "60", "-o", "-p "+strconv.Itoa(cfg.Port), "start"); err != nil {
+		return nil, fmt.Errorf("start postgres (log %s): %w", logFile, err)
+	}
+	return c, c.waitReady(ctx)
+}
+
+// Port returns the port the server listens on.
+func (c *Cluster) Port() int { return c.cfg.Port }
+
+// AdminURL returns a superuser connection URL for database db.
+func (c *Cluster) AdminURL(db string) string {
+	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", c.cfg.Port, db)
+}
+
+// Stop shuts the server down (fast mode: open sessions are disconnected,
+// committed data is safe).
+func (c *Cluster) Stop(ctx context.Context) error {
+	if _, err := c.run(ctx, "pg_ctl", "-D", c.cfg.Dir, "-m", "fast", "-w", "stop"); err != nil {
+		return fmt.Errorf("stop postgres: %w", err)
+	}
+	return nil
+}
+
+// EnsureDatabase creates role (with password and REPLICATION, which logical
+// decoding needs) and database owned by it, when they do not exist yet.
+func (c *Cluster) EnsureDatabase(ctx context.Context, db, role, password string) error {
+	conn, err := pgx.Connect(ctx, c.AdminURL("postgres"))
+	if err != nil {
+		return fmt.Errorf("connect as admin: %w", err)
+	}
+	defer conn.Close(ctx)
+	var exists bool
+	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)", role).Scan(&exists); err != nil {
+		return fmt.Errorf("look up role %s: %w", role, err)
+	}
+	if !exists {
+		q := fmt.Sprintf("CREATE ROLE %s LOGIN REPLICATION PASSWORD %s",
+			pgx.Identifier{role}.Sanitize(), quoteLiteral(password))
+		if _, err := conn.Exec(ctx, q); err != nil {
+			return fmt.Errorf("create role %s: %w", role, err)
+		}
+	}
+	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", db).Scan(&exists); err != nil {
+		return fmt.Errorf("look up database %s: %w", db, err)
+	}
+	if !exists {
+		q := fmt.Sprintf("CREATE DATABASE %s OWNER %s", pgx.Identifier{db}.Sanitize(), pgx.Identifier{role}.Sanitize())
+		if _, err := conn.Exec(ctx, q); err != nil {
+			return fmt.Errorf("create database %s: %w", db, err)
+		}
+	}
+	return nil
+}
+
+func quoteLiteral(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", "''") + "'"
+}
+
+func (c *Cluster) prepareDir() error {
+	if err := os.MkdirAll(c.cfg.Dir, 0o700); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+	if c.asUser == "" {
+		return nil
+	}
+	u, err := user.Lookup(c.asUser)
+	if err != nil {
+		return fmt.Errorf("look up user %s (postgres refuses to run as root): %w", c.asUser, err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	// The postgres user must be able to reach the data dir through its parents.
+	for p := filepath.Dir(c.cfg.Dir); p != "/" && p != "."; p = filepath.Dir(p) {
+		if fi, err := os.Stat(p); err == nil && fi.Mode().Perm()&0o001 == 0 {
+			if err := os.Chmod(p, fi.Mode().Perm()|0o011); err != nil {
+				return fmt.Errorf("open %s to the postgres user: %w", p, err)
+			}
+		}
+	}
+	if err := os.Chown(c.cfg.Dir, uid, gid); err != nil {
+		return fmt.Errorf("chown data dir: %w", err)
+	}
+	return nil
+}
+
+func (c *Cluster) initdb(ctx context.Context) error {
+	c.log.InfoContext(ctx, "initialising postgres cluster", "dir", c.cfg.Dir)
+	if _, err := c.run(ctx, "initdb", "-D", c.cfg.Dir, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C"); err != nil {
+		return fmt.Errorf("initdb: %w", err)
+	}
+	return nil
+}
+
+// writeConf (re)writes the settings this project depends on; they live in
+// an included file so that initdb's defaults stay untouched.
+func (c *Cluster) writeConf() error {
+	fsync := "off"
+	if c.cfg.Durable {
+		fsync = "on"
+	}
+	conf := fmt.Sprintf(`# written by sagabox (internal/pgcluster); edits are overwritten
+listen_addresses = '127.0.0.1'
+port = %d
+unix_socket_directories = '%s'
+wal_level = logical
+max_replication_slots = 64
+max_wal_senders = 64
+max_connections = 300
+shared_buffers = 128MB
+fsync = %s
+full_page_writes = %s
+log_min_messages = warning
+`, c.cfg.Port, c.cfg.Dir, fsync, fsync)
+	path := filepath.Join(c.cfg.Dir, "sagabox.conf")
+	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	main := filepath.Join(c.cfg.Dir, "postgresql.conf")
+	b, err := os.ReadFile(main)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", main, err)
+	}
+	if !bytes.Contains(b, []byte("include_if_exists = 'sagabox.conf'")) {
+		b = append(b, []byte("\ninclude_if_exists = 'sagabox.conf'\n")...)
+		if err := os.WriteFile(main, b, 0o600); err != nil {
+			return fmt.Errorf("write %s: %w", main, err)
+		}
+	}
+	if c.asUser != "" {
+		u, err := user.Lookup(c.asUser)
+		if err != nil {
+			return fmt.Errorf("look up user %s: %w", c.asUser, err)
+		}
+		uid, _ := strconv.Atoi(u.Uid)
+		gid, _ := strconv.Atoi(u.Gid)
+		if err := os.Chown(path, uid, gid); err != nil {
+			return fmt.Errorf("chown %s: %w", path, err)
+		}
+	}
+	return nil
+}
+
+func (c *Cluster) running(ctx context.Context) bool {
+	_, err := c.run(ctx, "pg_ctl", "-D", c.cfg.Dir, "status")
+	return err == nil
+}
+
+func (c *Cluster) waitReady(ctx context.Context) error {
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		conn, err := pgx.Connect(ctx, c.AdminURL("postgres"))
+		if err == nil {
+			conn.Close(ctx)
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("postgres on port %d not ready: %w", c.cfg.Port, err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func (c *Cluster) run(ctx context.Context, name string, args ...string) ([]byte, error) {
+	bin := filepath.Join(c.binDir, name)
+	var cmd *exec.Cmd
+	if c.asUser != "" {
+		cmd = exec.CommandContext(ctx, "runuser", append([]string{"-u", c.asUser, "--", bin}, args...)...)
+	} else {
+		cmd = exec.CommandContext(ctx, bin, args...)
+	}
+	cmd.Dir = "/"
+	// The server must outlive a cancelled context of its starter only via
+	// pg_ctl's own daemonising; pg_ctl itself returns promptly.
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return out, fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, bytes.TrimSpace(out))
+	}
+	return out, nil
+}
+
+// findBinDir locates PostgreSQL's server binaries: $PG_BIN, pg_config
+// --bindir, /usr/lib/postgresql/<newest>/bin, then $PATH.
+func findBinDir() (string, error) {
+	if d := os.Getenv("PG_BIN"); d != "" {
+		return d, nil
+	}
+	if out, err := exec.Command("pg_config", "--bindir").Output(); err == nil {
+		d := strings.TrimSpace(string(out))
+		if _, err := os.Stat(filepath.Join(d, "initdb")); err == nil {
+			return d, nil
+		}
+	}
+	matches, _ := filepath.Glob("/usr/lib/postgresql/*/bin/initdb")
+	sort.Slice(matches, func(i, j int) bool {
+		return versionOf(matches[i]) > versionOf(matches[j])
+	})
+	if len(matches) > 0 {
+		return filepath.Dir(matches[0]), nil
+	}
+	if p, err := exec.LookPath("initdb"); err == nil {
+		return filepath.Dir(p), nil
+	}
+	return "", errors.New("postgres server binaries not found: install them (apt-get install postgresql) or set PG_BIN")
+}
+
+func versionOf(initdbPath string) int {
+	v, _ := strconv.Atoi(filepath.Base(filepath.Dir(filepath.Dir(initdbPath))))
+	return v
+}
+
+// FreePort asks the kernel for a free TCP port on 127.0.0.1.
+func FreePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("find free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
