@@ -1,0 +1,97 @@
+// Package outbox implements the transactional outbox: Write inserts messages
+// into the service's outbox table inside the caller's transaction, the
+// journal (MarkConsumed) makes consumers idempotent, Prune removes published
+// rows after a retention period, and Relay streams the outbox inserts from the
+// PostgreSQL WAL to Kafka the way Debezium's EventRouter does.
+//
+// The outbox table is named "outboxevent" in every service database and has
+// EventRouter's default columns (id, aggregatetype, aggregateid, type,
+// payload) plus traceparent/tracestate, which carry the W3C trace context of
+// the writer into Kafka headers.
+package outbox
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/propagation"
+)
+
+// Event is one message to publish.
+type Event struct {
+	// ID identifies the message; it becomes the Kafka header "id" and is the
+	// key consumers deduplicate on. Write fills a random one when zero.
+	ID uuid.UUID
+	// AggregateType routes the message: the connector turns it into the
+	// topic ("credit-approval" -> "credit-approval.request").
+	AggregateType string
+	// AggregateID becomes the Kafka key. All messages of one saga carry the
+	// saga id, so they land on one partition, in order.
+	AggregateID string
+	// Type becomes the Kafka header "eventType".
+	Type string
+	// Payload is the message body, a JSON document.
+	Payload json.RawMessage
+}
+
+// Write inserts events into the outbox table within tx. It never begins or
+// commits: the events are published if and only if tx commits, and in commit
+// order. The trace context of ctx (if any) is stored with every event.
+func Write(ctx context.Context, tx pgx.Tx, events ...Event) error {
+	const q = `INSERT INTO outboxevent (id, aggregatetype, aggregateid, type, payload, traceparent, tracestate)
+		VALUES ($1, $2, $3, $4, $5, NULLIF($6, ''), NULLIF($7, ''))`
+	carrier := propagation.MapCarrier{}
+	otel.GetTextMapPropagator().Inject(ctx, carrier)
+	for _, e := range events {
+		if e.ID == uuid.Nil {
+			e.ID = uuid.New()
+		}
+		if !json.Valid(e.Payload) {
+			return fmt.Errorf("write outbox event %s (%s): payload is not valid JSON", e.ID, e.Type)
+		}
+		_, err := tx.Exec(ctx, q, e.ID, e.AggregateType, e.AggregateID, e.Type, string(e.Payload),
+			carrier.Get("traceparent"), carrier.Get("tracestate"))
+		if err != nil {
+			return fmt.Errorf("write outbox event %s (%s): %w", e.ID, e.Type, err)
+		}
+	}
+	return nil
+}
+
+// MarkConsumed records in tx that the message eventID has been processed by
+// consumer. It reports false when the message was already recorded: the
+// caller must then skip its effect. Because the record commits with the
+// effect, a redelivered message is applied at most once; a concurrent
+// duplicate blocks on the primary key until the first transaction ends.
+func MarkConsumed(ctx context.Context, tx pgx.Tx, consumer string, eventID uuid.UUID) (first bool, err error) {
+	const q = `INSERT INTO consumedmessage (event_id, consumer) VALUES ($1, $2) ON CONFLICT (event_id) DO NOTHING`
+	tag, err := tx.Exec(ctx, q, eventID, consumer)
+	if err != nil {
+		return false, fmt.Errorf("journal message %s: %w", eventID, err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
+// Execer is the part of a pool or connection Prune needs.
+type Execer interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+}
+
+// Prune deletes outbox rows older than retention and returns how many. Rows
+// are published from the WAL as they are inserted, so deleting them later
+// loses nothing; the retention only bounds the table for inspection.
+// Deletes never reach Kafka (the EventRouter ignores them).
+func Prune(ctx context.Context, db Execer, retention time.Duration) (int64, error) {
+	const q = `DELETE FROM outboxevent WHERE created_at < now() - make_interval(secs => $1)`
+	tag, err := db.Exec(ctx, q, retention.Seconds())
+	if err != nil {
+		return 0, fmt.Errorf("prune outbox: %w", err)
+	}
+	return tag.RowsAffected(), nil
+}
