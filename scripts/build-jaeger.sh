@@ -60,7 +60,9 @@ fi
 mkdir -p "$bin_dir"
 tmp_out="$bin_dir/.jaeger.tmp.$$"
 echo "build-jaeger: building ./cmd/jaeger (takes several minutes)"
-if ! (cd "$src" && GOWORK=off GOFLAGS=-mod=mod CGO_ENABLED=0 go build -trimpath -o "$tmp_out" ./cmd/jaeger); then
+if ! (cd "$src" && GOWORK=off GOFLAGS=-mod=mod CGO_ENABLED=0 go build -trimpath \
+	-ldflags "-X github.com/jaegertracing/jaeger/internal/version.latestVersion=$JAEGER_VERSION" \
+	-o "$tmp_out" ./cmd/jaeger); then
 	rm -f "$tmp_out"
 	die "go build of $JAEGER_MODULE@$JAEGER_VERSION ./cmd/jaeger failed"
 fi

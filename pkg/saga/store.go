@@ -23,6 +23,10 @@ var ErrNotFound = errors.New("saga not found")
 // with the fresh state (a message consumer does so by not acknowledging).
 var ErrStale = errors.New("saga state changed concurrently")
 
+// ErrBadReply reports a reply a step's Outcome cannot read; retrying it
+// cannot help.
+var ErrBadReply = errors.New("unreadable reply")
+
 // Querier is what reads need: a pool, a connection or a transaction.
 type Querier interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
@@ -89,7 +93,7 @@ func (o *Orchestrator) Handle(ctx context.Context, tx pgx.Tx, id uuid.UUID, step
 	}
 	outcome, err := o.def.Steps[idx].Outcome(reply)
 	if err != nil {
-		return s, false, fmt.Errorf("read %s reply for saga %s: %w", step, id, err)
+		return s, false, fmt.Errorf("read %s reply for saga %s: %w: %w", step, id, ErrBadReply, err)
 	}
 	next, acts, err := Transition(o.def, s, step, outcome)
 	if errors.Is(err, ErrUnexpectedReply) {

@@ -1,0 +1,232 @@
+// Package platform is the wiring the three services share: configuration
+// from the environment, logging, the database pool (with migrations), the
+// Kafka producer-less consumer setup, the HTTP server with graceful shutdown,
+// /healthz, JSON responses and outbox pruning. It holds no business logic.
+package platform
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sagabox/sagabox/migrations"
+	"github.com/sagabox/sagabox/pkg/outbox"
+)
+
+// Config is what every service reads from its environment.
+type Config struct {
+	Name            string        // service name, e.g. "order-service"
+	HTTPAddr        string        // HTTP_ADDR
+	DatabaseURL     string        // DATABASE_URL
+	Brokers         []string      // KAFKA_BROKERS, comma-separated
+	Migrate         bool          // MIGRATE: apply migrations at start
+	OutboxRetention time.Duration // OUTBOX_RETENTION: age at which outbox rows are pruned
+	LogLevel        slog.Level    // LOG_LEVEL: debug, info, warn, error
+}
+
+// LoadConfig reads the environment through getenv, falling back to def for
+// unset variables, and reports every invalid value at once.
+func LoadConfig(getenv func(string) string, def Config) (Config, error) {
+	c := def
+	var errs []error
+	str := func(key string, dst *string) {
+		if v := getenv(key); v != "" {
+			*dst = v
+		}
+	}
+	str("HTTP_ADDR", &c.HTTPAddr)
+	str("DATABASE_URL", &c.DatabaseURL)
+	if v := getenv("KAFKA_BROKERS"); v != "" {
+		c.Brokers = splitList(v)
+	}
+	if v := getenv("MIGRATE"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("MIGRATE=%q: want true or false", v))
+		}
+		c.Migrate = b
+	}
+	if v := getenv("OUTBOX_RETENTION"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			errs = append(errs, fmt.Errorf("OUTBOX_RETENTION=%q: want a positive duration like 24h", v))
+		}
+		c.OutboxRetention = d
+	}
+	if v := getenv("LOG_LEVEL"); v != "" {
+		if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {
+			errs = append(errs, fmt.Errorf("LOG_LEVEL=%q: want debug, info, warn or error", v))
+		}
+	}
+	if c.HTTPAddr == "" {
+		errs = append(errs, errors.New("HTTP_ADDR is empty"))
+	}
+	if c.DatabaseURL == "" {
+		errs = append(errs, errors.New("DATABASE_URL is empty"))
+	} else if _, err := pgxpool.ParseConfig(c.DatabaseURL); err != nil {
+		errs = append(errs, errors.New("DATABASE_URL is not a valid postgres URL"))
+	}
+	if len(c.Brokers) == 0 {
+		errs = append(errs, errors.New("KAFKA_BROKERS is empty"))
+	}
+	return c, errors.Join(errs...)
+}
+
+func splitList(v string) []string {
+	var out []string
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// NewLogger returns a JSON logger tagged with the service name.
+func NewLogger(w io.Writer, c Config) *slog.Logger {
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: c.LogLevel})).With("service", c.Name)
+}
+
+// OpenDB connects to the service database, waiting for it to come up (it may
+// start after the service, as in docker compose), and applies fsys when
+// c.Migrate is set.
+func OpenDB(ctx context.Context, c Config, fsys fs.FS, log *slog.Logger) (*pgxpool.Pool, error) {
+	pcfg, err := pgxpool.ParseConfig(c.DatabaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("parse DATABASE_URL: %w", err)
+	}
+	pcfg.ConnConfig.Tracer = dbTracer()
+	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
+	if err != nil {
+		return nil, fmt.Errorf("open database pool: %w", err)
+	}
+	for attempt := 1; ; attempt++ {
+		err = pool.Ping(ctx)
+		if err == nil {
+			break
+		}
+		if attempt%10 == 1 {
+			log.WarnContext(ctx, "database not ready, retrying", "attempt", attempt, "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			pool.Close()
+			return nil, fmt.Errorf("wait for database: %w", ctx.Err())
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+	if c.Migrate {
+		if err := migrations.Up(ctx, pool, fsys); err != nil {
+			pool.Close()
+			return nil, err
+		}
+	}
+	return pool, nil
+}
+
+// Serve runs an HTTP server on c.HTTPAddr until ctx ends, then shuts it down
+// gracefully within 10s.
+func Serve(ctx context.Context, c Config, h http.Handler, log *slog.Logger) error {
+	ln, err := net.Listen("tcp", c.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", c.HTTPAddr, err)
+	}
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      15 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	log.InfoContext(ctx, "http server listening", "addr", ln.Addr().String())
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("http server: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shut down http server: %w", err)
+	}
+	return nil
+}
+
+// Health answers 200 when the database and Kafka both answer, 503 otherwise.
+func Health(pool *pgxpool.Pool, kafka *kgo.Client) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		status := map[string]string{"database": "ok", "kafka": "ok"}
+		code := http.StatusOK
+		if err := pool.Ping(ctx); err != nil {
+			status["database"], code = err.Error(), http.StatusServiceUnavailable
+		}
+		if err := kafka.Ping(ctx); err != nil {
+			status["kafka"], code = err.Error(), http.StatusServiceUnavailable
+		}
+		WriteJSON(w, code, status)
+	}
+}
+
+// NewKafkaClient returns a plain client used for health checks.
+func NewKafkaClient(c Config) (*kgo.Client, error) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.Brokers...))
+	if err != nil {
+		return nil, fmt.Errorf("create kafka client: %w", err)
+	}
+	return cl, nil
+}
+
+// PruneOutbox deletes outbox rows older than c.OutboxRetention every
+// retention/10 (at most hourly, at least every second) until ctx ends.
+func PruneOutbox(ctx context.Context, c Config, pool *pgxpool.Pool, log *slog.Logger) error {
+	every := min(max(c.OutboxRetention/10, time.Second), time.Hour)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		n, err := outbox.Prune(ctx, pool, c.OutboxRetention)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			log.WarnContext(ctx, "outbox pruning failed", "err", err)
+			continue
+		}
+		if n > 0 {
+			log.DebugContext(ctx, "outbox pruned", "rows", n)
+		}
+	}
+}
+
+// WriteJSON writes v as a JSON response with status code.
+func WriteJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// WriteError writes {"error": msg} with status code.
+func WriteError(w http.ResponseWriter, code int, msg string) {
+	WriteJSON(w, code, map[string]string{"error": msg})
+}

@@ -1,0 +1,42 @@
+// Package customer is the customer service: it holds each customer's open
+// credit limit and answers the credit-approval step of the order-placement
+// saga (approve and allocate, reject, or release on compensation).
+package customer
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/sagabox/sagabox/internal/platform"
+	"github.com/sagabox/sagabox/migrations"
+	"github.com/sagabox/sagabox/pkg/consumer"
+	"github.com/sagabox/sagabox/services/customer/internal/app"
+	"github.com/sagabox/sagabox/services/customer/internal/httpapi"
+)
+
+// Defaults work with `make run` (sagabox up).
+var Defaults = platform.Config{
+	Name:            "customer-service",
+	HTTPAddr:        ":8081",
+	DatabaseURL:     "postgres://customeruser:customerpw@localhost:54320/customerdb?sslmode=disable",
+	Brokers:         []string{"localhost:9092"},
+	Migrate:         true,
+	OutboxRetention: 24 * time.Hour,
+}
+
+// Run runs the customer service until ctx ends.
+func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) error {
+	return platform.Service{
+		Defaults:   Defaults,
+		Migrations: migrations.Customer(),
+		Topics:     []string{app.RequestTopic},
+		Build: func(pool *pgxpool.Pool, log *slog.Logger, health http.Handler) (consumer.Handler, http.Handler, error) {
+			return app.New(log).OnCreditRequest, httpapi.Routes(pool, health, log), nil
+		},
+	}.Run(ctx, getenv, stdout)
+}

@@ -1,0 +1,99 @@
+// Package store is the customer service's SQL: customers' open credit and
+// the per-saga credit allocations.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+)
+
+// ErrNotFound reports an unknown customer.
+var ErrNotFound = errors.New("customer not found")
+
+// Customer is a customer's credit account. Amounts are integer cents.
+type Customer struct {
+	ID        int64
+	OpenLimit int64
+	Version   int
+}
+
+// Querier is what reads need.
+type Querier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// GetCustomer reads customer id.
+func GetCustomer(ctx context.Context, q Querier, id int64) (Customer, error) {
+	const sql = `SELECT id, open_limit, version FROM customer WHERE id = $1`
+	var c Customer
+	err := q.QueryRow(ctx, sql, id).Scan(&c.ID, &c.OpenLimit, &c.Version)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Customer{}, fmt.Errorf("get customer %d: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return Customer{}, fmt.Errorf("get customer %d: %w", id, err)
+	}
+	return c, nil
+}
+
+// Allocate takes amount from customer id's open limit and records the
+// allocation for sagaID. It reports false, changing nothing, when the
+// customer does not exist or its open limit is smaller than amount. The
+// conditional UPDATE makes concurrent allocations safe: the limit never
+// goes below zero.
+func Allocate(ctx context.Context, tx pgx.Tx, sagaID uuid.UUID, id, orderID, amount int64) (bool, error) {
+	const take = `UPDATE customer SET open_limit = open_limit - $2, version = version + 1
+		WHERE id = $1 AND open_limit >= $2`
+	tag, err := tx.Exec(ctx, take, id, amount)
+	if err != nil {
+		return false, fmt.Errorf("allocate %d for customer %d: %w", amount, id, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return false, nil
+	}
+	const record = `INSERT INTO credit_allocation (saga_id, customer_id, order_id, amount, status)
+		VALUES ($1, $2, $3, $4, 'ALLOCATED')`
+	if _, err := tx.Exec(ctx, record, sagaID, id, orderID, amount); err != nil {
+		return false, fmt.Errorf("record allocation of saga %s: %w", sagaID, err)
+	}
+	return true, nil
+}
+
+// AllocationStatus returns the status of sagaID's allocation, "" if none.
+func AllocationStatus(ctx context.Context, q Querier, sagaID uuid.UUID) (string, error) {
+	const sql = `SELECT status FROM credit_allocation WHERE saga_id = $1`
+	var s string
+	err := q.QueryRow(ctx, sql, sagaID).Scan(&s)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("get allocation of saga %s: %w", sagaID, err)
+	}
+	return s, nil
+}
+
+// Release gives back what sagaID allocated, once: the allocation moves from
+// ALLOCATED to RELEASED and its amount returns to the open limit. It returns
+// the amount released, 0 when there was nothing (left) to release.
+func Release(ctx context.Context, tx pgx.Tx, sagaID uuid.UUID) (int64, error) {
+	const mark = `UPDATE credit_allocation SET status = 'RELEASED', updated_at = now()
+		WHERE saga_id = $1 AND status = 'ALLOCATED' RETURNING customer_id, amount`
+	var customerID, amount int64
+	err := tx.QueryRow(ctx, mark, sagaID).Scan(&customerID, &amount)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("release allocation of saga %s: %w", sagaID, err)
+	}
+	const give = `UPDATE customer SET open_limit = open_limit + $2, version = version + 1 WHERE id = $1`
+	if _, err := tx.Exec(ctx, give, customerID, amount); err != nil {
+		return 0, fmt.Errorf("return %d to customer %d: %w", amount, customerID, err)
+	}
+	return amount, nil
+}

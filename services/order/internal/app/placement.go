@@ -1,0 +1,91 @@
+package app
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/sagabox/sagabox/pkg/saga"
+)
+
+// The order-placement saga: reserve the customer's credit, then take the
+// payment. Adding a step is adding one saga.Step here (and a participant that
+// consumes "<name>.request" and replies on "<name>.response").
+const (
+	PlacementSaga      = "order-placement"
+	StepCreditApproval = "credit-approval"
+	StepPayment        = "payment"
+)
+
+// Request message types (the outbox "type", Kafka header "eventType").
+const (
+	TypeRequest = "REQUEST"
+	TypeCancel  = "CANCEL"
+)
+
+// RequestPayload is the body of every request and compensation of the
+// order-placement saga, wire-compatible with debezium-examples/saga.
+type RequestPayload struct {
+	OrderID      int64  `json:"order-id"`
+	CustomerID   int64  `json:"customer-id"`
+	PaymentDue   int64  `json:"payment-due"` // cents
+	CreditCardNo string `json:"credit-card-no"`
+	Type         string `json:"type"`
+}
+
+// Placement is the definition of the order-placement saga.
+func Placement() saga.Definition {
+	return saga.Definition{
+		Type: PlacementSaga,
+		Steps: []saga.Step{
+			{
+				Name:       StepCreditApproval,
+				Request:    withType(TypeRequest),
+				Compensate: withType(TypeCancel),
+				Outcome: outcome(map[string]saga.StepStatus{
+					"APPROVED": saga.StepSucceeded, "REJECTED": saga.StepFailed, "CANCELLED": saga.StepCompensated,
+				}),
+			},
+			{
+				Name:       StepPayment,
+				Request:    withType(TypeRequest),
+				Compensate: withType(TypeCancel),
+				Outcome: outcome(map[string]saga.StepStatus{
+					"REQUESTED": saga.StepSucceeded, "FAILED": saga.StepFailed, "CANCELLED": saga.StepCompensated,
+				}),
+			},
+		},
+	}
+}
+
+// withType builds a step message: the saga payload with its "type" set.
+func withType(typ string) func(json.RawMessage) (saga.Message, error) {
+	return func(payload json.RawMessage) (saga.Message, error) {
+		var p RequestPayload
+		if err := json.Unmarshal(payload, &p); err != nil {
+			return saga.Message{}, fmt.Errorf("decode saga payload: %w", err)
+		}
+		p.Type = typ
+		b, err := json.Marshal(p)
+		if err != nil {
+			return saga.Message{}, fmt.Errorf("encode %s message: %w", typ, err)
+		}
+		return saga.Message{Type: typ, Payload: b}, nil
+	}
+}
+
+// outcome maps a participant reply {"status": "..."} to a step status.
+func outcome(statuses map[string]saga.StepStatus) func(json.RawMessage) (saga.StepStatus, error) {
+	return func(reply json.RawMessage) (saga.StepStatus, error) {
+		var r struct {
+			Status string `json:"status"`
+		}
+		if err := json.Unmarshal(reply, &r); err != nil {
+			return "", fmt.Errorf("decode reply: %w", err)
+		}
+		s, ok := statuses[r.Status]
+		if !ok {
+			return "", fmt.Errorf("unknown reply status %q", r.Status)
+		}
+		return s, nil
+	}
+}

@@ -1,0 +1,236 @@
+// Package httpapi is the order service's HTTP interface: request decoding and
+// validation, response shapes, and the one mapping from errors to statuses.
+package httpapi
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/google/uuid"
+
+	"github.com/sagabox/sagabox/internal/platform"
+	"github.com/sagabox/sagabox/pkg/saga"
+	"github.com/sagabox/sagabox/services/order/internal/app"
+	"github.com/sagabox/sagabox/services/order/internal/store"
+)
+
+// MaxBodyBytes bounds a request body; larger ones get 413.
+const MaxBodyBytes = 64 << 10
+
+// Routes returns the order service's router. health serves /healthz.
+func Routes(a *app.App, health http.Handler, log *slog.Logger) chi.Router {
+	h := handlers{app: a, log: log}
+	r := chi.NewRouter()
+	r.Method(http.MethodGet, "/healthz", health)
+	r.Post("/orders", h.placeOrder)
+	r.Get("/orders/{id}", h.getOrder)
+	r.Get("/sagas/{id}", h.getSaga)
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		platform.WriteError(w, http.StatusNotFound, "no such route")
+	})
+	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+		platform.WriteError(w, http.StatusMethodNotAllowed, "method not allowed")
+	})
+	return r
+}
+
+type handlers struct {
+	app *app.App
+	log *slog.Logger
+}
+
+// placeOrderRequest is the body of POST /orders. Pointers tell a missing
+// field from a zero one.
+type placeOrderRequest struct {
+	ItemID       *int64  `json:"itemId"`
+	Quantity     *int    `json:"quantity"`
+	CustomerID   *int64  `json:"customerId"`
+	PaymentDue   *int64  `json:"paymentDue"`
+	CreditCardNo *string `json:"creditCardNo"`
+}
+
+type placeOrderResponse struct {
+	OrderID int64     `json:"orderId"`
+	SagaID  uuid.UUID `json:"sagaId"`
+	Status  string    `json:"status"`
+}
+
+func (h handlers) placeOrder(w http.ResponseWriter, r *http.Request) {
+	var req placeOrderRequest
+	if err := decodeJSON(w, r, &req); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	in, err := req.toCommand()
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	o, err := h.app.PlaceOrder(r.Context(), in)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	w.Header().Set("Location", fmt.Sprintf("/orders/%d", o.ID))
+	platform.WriteJSON(w, http.StatusAccepted, placeOrderResponse{OrderID: o.ID, SagaID: o.SagaID, Status: o.Status})
+}
+
+func (req placeOrderRequest) toCommand() (app.PlaceOrder, error) {
+	var missing []string
+	for name, v := range map[string]bool{
+		"itemId": req.ItemID == nil, "quantity": req.Quantity == nil, "customerId": req.CustomerID == nil,
+		"paymentDue": req.PaymentDue == nil, "creditCardNo": req.CreditCardNo == nil,
+	} {
+		if v {
+			missing = append(missing, name)
+		}
+	}
+	if len(missing) > 0 {
+		slices.Sort(missing)
+		return app.PlaceOrder{}, fmt.Errorf("%w: missing fields: %s", app.ErrInvalid, strings.Join(missing, ", "))
+	}
+	return app.PlaceOrder{
+		CustomerID: *req.CustomerID, ItemID: *req.ItemID, Quantity: *req.Quantity,
+		PaymentDue: *req.PaymentDue, CreditCardNo: *req.CreditCardNo,
+	}, nil
+}
+
+type orderResponse struct {
+	OrderID    int64        `json:"orderId"`
+	CustomerID int64        `json:"customerId"`
+	ItemID     int64        `json:"itemId"`
+	Quantity   int          `json:"quantity"`
+	PaymentDue int64        `json:"paymentDue"`
+	CardLast4  string       `json:"creditCardLast4"`
+	Status     string       `json:"status"`
+	Saga       sagaResponse `json:"saga"`
+}
+
+type sagaResponse struct {
+	ID          uuid.UUID                  `json:"id"`
+	Type        string                     `json:"type"`
+	Status      saga.Status                `json:"status"`
+	CurrentStep string                     `json:"currentStep"`
+	StepStatus  map[string]saga.StepStatus `json:"stepStatus"`
+	Version     int                        `json:"version"`
+	Payload     json.RawMessage            `json:"payload,omitempty"`
+	CreatedAt   string                     `json:"createdAt"`
+	UpdatedAt   string                     `json:"updatedAt"`
+}
+
+func toSagaResponse(s saga.State) sagaResponse {
+	return sagaResponse{
+		ID: s.ID, Type: s.Type, Status: s.Status, CurrentStep: s.CurrentStep, StepStatus: s.StepStatus,
+		Version: s.Version, CreatedAt: s.CreatedAt.UTC().Format("2006-01-02T15:04:05.000Z"),
+		UpdatedAt: s.UpdatedAt.UTC().Format("2006-01-02T15:04:05.000Z"),
+	}
+}
+
+func (h handlers) getOrder(w http.ResponseWriter, r *http.Request) {
+	id, err := strconv.ParseInt(chi.URLParam(r, "id"), 10, 64)
+	if err != nil || id <= 0 {
+		h.writeError(w, r, errNotFound)
+		return
+	}
+	v, err := h.app.GetOrder(r.Context(), id)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	platform.WriteJSON(w, http.StatusOK, orderResponse{
+		OrderID: v.Order.ID, CustomerID: v.Order.CustomerID, ItemID: v.Order.ItemID, Quantity: v.Order.Quantity,
+		PaymentDue: v.Order.PaymentDue, CardLast4: last4(v.Order.CreditCardNo), Status: v.Order.Status,
+		Saga: toSagaResponse(v.Saga),
+	})
+}
+
+func (h handlers) getSaga(w http.ResponseWriter, r *http.Request) {
+	id, err := uuid.Parse(chi.URLParam(r, "id"))
+	if err != nil {
+		h.writeError(w, r, errNotFound)
+		return
+	}
+	s, err := h.app.GetSaga(r.Context(), id)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	resp := toSagaResponse(s)
+	resp.Payload = maskedPayload(s.Payload)
+	platform.WriteJSON(w, http.StatusOK, resp)
+}
+
+// maskedPayload returns the saga payload with the card number cut to its
+// last four digits: a card number is never returned in full.
+func maskedPayload(raw json.RawMessage) json.RawMessage {
+	var p map[string]any
+	if err := json.Unmarshal(raw, &p); err != nil {
+		return nil
+	}
+	if c, ok := p["credit-card-no"].(string); ok {
+		p["credit-card-no"] = "****" + last4(c)
+	}
+	b, err := json.Marshal(p)
+	if err != nil {
+		return nil
+	}
+	return b
+}
+
+func last4(card string) string {
+	if len(card) <= 4 {
+		return card
+	}
+	return card[len(card)-4:]
+}
+
+var (
+	errNotFound  = errors.New("not found")
+	errMalformed = errors.New("malformed request body")
+)
+
+// decodeJSON reads exactly one JSON object of known fields from a body of
+// at most MaxBodyBytes.
+func decodeJSON(w http.ResponseWriter, r *http.Request, dst any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(dst); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return tooBig
+		}
+		return fmt.Errorf("%w: %s", errMalformed, strings.TrimPrefix(err.Error(), "json: "))
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return tooBig
+		}
+		return fmt.Errorf("%w: unexpected data after the JSON object", errMalformed)
+	}
+	return nil
+}
+
+// writeError is the one place errors become HTTP statuses.
+func (h handlers) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		platform.WriteError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body larger than %d bytes", tooBig.Limit))
+	case errors.Is(err, errMalformed), errors.Is(err, app.ErrInvalid):
+		platform.WriteError(w, http.StatusBadRequest, err.Error())
+	case errors.Is(err, errNotFound), errors.Is(err, store.ErrNotFound), errors.Is(err, saga.ErrNotFound):
+		platform.WriteError(w, http.StatusNotFound, "not found")
+	default:
+		h.log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		platform.WriteError(w, http.StatusInternalServerError, "internal error")
+	}
+}

@@ -1,0 +1,79 @@
+// Package store is the order service's SQL for purchase orders. The saga
+// state has its own store in pkg/saga.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+)
+
+// ErrNotFound reports an unknown order id.
+var ErrNotFound = errors.New("order not found")
+
+// Order statuses.
+const (
+	StatusCreated  = "CREATED"
+	StatusAccepted = "ACCEPTED"
+	StatusRejected = "REJECTED"
+)
+
+// Order is a purchase order row. Amounts are integer cents.
+type Order struct {
+	ID           int64
+	CustomerID   int64
+	ItemID       int64
+	Quantity     int
+	PaymentDue   int64
+	CreditCardNo string
+	Status       string
+	SagaID       uuid.UUID
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
+}
+
+// Querier is what reads need.
+type Querier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// InsertOrder stores o (status CREATED) and returns its id.
+func InsertOrder(ctx context.Context, tx pgx.Tx, o Order) (int64, error) {
+	const q = `INSERT INTO purchaseorder (customer_id, item_id, quantity, payment_due, credit_card_no, status, saga_id)
+		VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`
+	var id int64
+	if err := tx.QueryRow(ctx, q, o.CustomerID, o.ItemID, o.Quantity, o.PaymentDue, o.CreditCardNo, StatusCreated, o.SagaID).Scan(&id); err != nil {
+		return 0, fmt.Errorf("insert order: %w", err)
+	}
+	return id, nil
+}
+
+// GetOrder reads order id.
+func GetOrder(ctx context.Context, q Querier, id int64) (Order, error) {
+	const sql = `SELECT id, customer_id, item_id, quantity, payment_due, credit_card_no, status, saga_id, created_at, updated_at
+		FROM purchaseorder WHERE id = $1`
+	var o Order
+	err := q.QueryRow(ctx, sql, id).Scan(&o.ID, &o.CustomerID, &o.ItemID, &o.Quantity, &o.PaymentDue,
+		&o.CreditCardNo, &o.Status, &o.SagaID, &o.CreatedAt, &o.UpdatedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Order{}, fmt.Errorf("get order %d: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return Order{}, fmt.Errorf("get order %d: %w", id, err)
+	}
+	return o, nil
+}
+
+// SetStatus moves order id from CREATED to status. It is a no-op for an
+// order that already left CREATED, so a repeated saga outcome is harmless.
+func SetStatus(ctx context.Context, tx pgx.Tx, id int64, status string) error {
+	const q = `UPDATE purchaseorder SET status = $2, updated_at = now() WHERE id = $1 AND status = 'CREATED'`
+	if _, err := tx.Exec(ctx, q, id, status); err != nil {
+		return fmt.Errorf("set order %d %s: %w", id, status, err)
+	}
+	return nil
+}

@@ -1,0 +1,46 @@
+// Package order is the order service: it takes orders over HTTP and
+// orchestrates the order-placement saga (credit approval, then payment)
+// through its outbox, consuming the participants' replies from Kafka.
+package order
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/sagabox/sagabox/internal/platform"
+	"github.com/sagabox/sagabox/migrations"
+	"github.com/sagabox/sagabox/pkg/consumer"
+	"github.com/sagabox/sagabox/services/order/internal/app"
+	"github.com/sagabox/sagabox/services/order/internal/httpapi"
+)
+
+// Defaults work with `make run` (sagabox up).
+var Defaults = platform.Config{
+	Name:            "order-service",
+	HTTPAddr:        ":8080",
+	DatabaseURL:     "postgres://orderuser:orderpw@localhost:54320/orderdb?sslmode=disable",
+	Brokers:         []string{"localhost:9092"},
+	Migrate:         true,
+	OutboxRetention: 24 * time.Hour,
+}
+
+// Run runs the order service until ctx ends.
+func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) error {
+	return platform.Service{
+		Defaults:   Defaults,
+		Migrations: migrations.Order(),
+		Topics:     app.ReplyTopics(),
+		Build: func(pool *pgxpool.Pool, log *slog.Logger, health http.Handler) (consumer.Handler, http.Handler, error) {
+			a, err := app.New(pool, log)
+			if err != nil {
+				return nil, nil, err
+			}
+			return a.OnReply, httpapi.Routes(a, health, log), nil
+		},
+	}.Run(ctx, getenv, stdout)
+}

@@ -1,0 +1,41 @@
+// Package payment is the payment service: it executes or refuses the
+// payment step of the order-placement saga, and refunds on compensation.
+package payment
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/sagabox/sagabox/internal/platform"
+	"github.com/sagabox/sagabox/migrations"
+	"github.com/sagabox/sagabox/pkg/consumer"
+	"github.com/sagabox/sagabox/services/payment/internal/app"
+	"github.com/sagabox/sagabox/services/payment/internal/httpapi"
+)
+
+// Defaults work with `make run` (sagabox up).
+var Defaults = platform.Config{
+	Name:            "payment-service",
+	HTTPAddr:        ":8082",
+	DatabaseURL:     "postgres://paymentuser:paymentpw@localhost:54320/paymentdb?sslmode=disable",
+	Brokers:         []string{"localhost:9092"},
+	Migrate:         true,
+	OutboxRetention: 24 * time.Hour,
+}
+
+// Run runs the payment service until ctx ends.
+func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) error {
+	return platform.Service{
+		Defaults:   Defaults,
+		Migrations: migrations.Payment(),
+		Topics:     []string{app.RequestTopic},
+		Build: func(pool *pgxpool.Pool, log *slog.Logger, health http.Handler) (consumer.Handler, http.Handler, error) {
+			return app.New(log).OnPaymentRequest, httpapi.Routes(pool, health, log), nil
+		},
+	}.Run(ctx, getenv, stdout)
+}
