@@ -20,6 +20,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/sagabox/sagabox/migrations"
 	"github.com/sagabox/sagabox/pkg/outbox"
@@ -102,12 +103,12 @@ func NewLogger(w io.Writer, c Config) *slog.Logger {
 // OpenDB connects to the service database, waiting for it to come up (it may
 // start after the service, as in docker compose), and applies fsys when
 // c.Migrate is set.
-func OpenDB(ctx context.Context, c Config, fsys fs.FS, log *slog.Logger) (*pgxpool.Pool, error) {
+func OpenDB(ctx context.Context, c Config, fsys fs.FS, tp trace.TracerProvider, log *slog.Logger) (*pgxpool.Pool, error) {
 	pcfg, err := pgxpool.ParseConfig(c.DatabaseURL)
 	if err != nil {
 		return nil, fmt.Errorf("parse DATABASE_URL: %w", err)
 	}
-	pcfg.ConnConfig.Tracer = dbTracer()
+	pcfg.ConnConfig.Tracer = dbTracer(tp)
 	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
 		return nil, fmt.Errorf("open database pool: %w", err)

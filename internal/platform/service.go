@@ -7,8 +7,10 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/sagabox/sagabox/pkg/consumer"
@@ -26,6 +28,9 @@ type Service struct {
 	// Build wires the application once the database is open: it returns the
 	// message handler and the HTTP routes (health serves /healthz).
 	Build func(pool *pgxpool.Pool, log *slog.Logger, health http.Handler) (consumer.Handler, http.Handler, error)
+	// TracerProvider receives the service's spans. Nil means configured
+	// from the OTEL_* environment (see NewTracerProvider).
+	TracerProvider trace.TracerProvider
 }
 
 // Run builds config → logger → tracing → database → Kafka → app → servers,
@@ -37,13 +42,24 @@ func (s Service) Run(ctx context.Context, getenv func(string) string, stdout io.
 		return fmt.Errorf("%s config: %w", s.Defaults.Name, err)
 	}
 	log := NewLogger(stdout, cfg)
-	stopTracing, err := StartTracing(ctx, getenv, cfg.Name, log)
-	if err != nil {
-		return err
+	tp := s.TracerProvider
+	if tp == nil {
+		var shutdown func(context.Context) error
+		tp, shutdown, err = NewTracerProvider(ctx, getenv, cfg.Name)
+		if err != nil {
+			return fmt.Errorf("%s tracing: %w", cfg.Name, err)
+		}
+		logTracing(ctx, log, getenv)
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			if err := shutdown(sctx); err != nil {
+				log.WarnContext(sctx, "flush traces failed", "err", err)
+			}
+		}()
 	}
-	defer stopTracing()
 
-	pool, err := OpenDB(ctx, cfg, s.Migrations, log)
+	pool, err := OpenDB(ctx, cfg, s.Migrations, tp, log)
 	if err != nil {
 		return err
 	}
@@ -60,7 +76,7 @@ func (s Service) Run(ctx context.Context, getenv func(string) string, stdout io.
 	}
 	messages, err := consumer.New(consumer.Config{
 		Group: cfg.Name, Topics: s.Topics, Brokers: cfg.Brokers,
-		Pool: pool, Handler: handler, Logger: log,
+		Pool: pool, Handler: handler, Logger: log, TracerProvider: tp,
 	})
 	if err != nil {
 		return err
@@ -69,7 +85,7 @@ func (s Service) Run(ctx context.Context, getenv func(string) string, stdout io.
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return messages.Run(ctx) })
 	g.Go(func() error { return PruneOutbox(ctx, cfg, pool, log) })
-	g.Go(func() error { return Serve(ctx, cfg, HTTPHandler(routes), log) })
+	g.Go(func() error { return Serve(ctx, cfg, HTTPHandler(routes, tp), log) })
 	log.InfoContext(ctx, "service started", "http", cfg.HTTPAddr, "topics", s.Topics)
 	err = g.Wait()
 	log.InfoContext(context.WithoutCancel(ctx), "service stopped", "err", err)

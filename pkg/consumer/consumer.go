@@ -95,6 +95,8 @@ type Config struct {
 	// error is tried before it is parked (default 20). Failures to reach the
 	// database are retried without limit: parking needs the database too.
 	MaxAttempts int
+	// TracerProvider receives the processing spans; nil means the global one.
+	TracerProvider trace.TracerProvider
 	// ClientOpts are extra franz-go options (tests use them).
 	ClientOpts []kgo.Opt
 }
@@ -111,6 +113,9 @@ func (c *Config) defaults() {
 	}
 	if c.MaxAttempts == 0 {
 		c.MaxAttempts = 20
+	}
+	if c.TracerProvider == nil {
+		c.TracerProvider = otel.GetTracerProvider()
 	}
 }
 
@@ -147,7 +152,7 @@ func New(cfg Config) (*Consumer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create kafka consumer %s: %w", cfg.Group, err)
 	}
-	return &Consumer{cfg: cfg, client: client, log: cfg.Logger, tracer: otel.Tracer("github.com/sagabox/sagabox/pkg/consumer")}, nil
+	return &Consumer{cfg: cfg, client: client, log: cfg.Logger, tracer: cfg.TracerProvider.Tracer("github.com/sagabox/sagabox/pkg/consumer")}, nil
 }
 
 // Run polls and handles records until ctx ends, then commits the offsets of

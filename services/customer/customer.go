@@ -31,6 +31,11 @@ var Defaults = platform.Config{
 
 // Run runs the customer service until ctx ends.
 func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) error {
+	return Service().Run(ctx, getenv, stdout)
+}
+
+// Service describes the customer service for platform.Service.Run.
+func Service() platform.Service {
 	return platform.Service{
 		Defaults:   Defaults,
 		Migrations: migrations.Customer(),
@@ -38,5 +43,5 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		Build: func(pool *pgxpool.Pool, log *slog.Logger, health http.Handler) (consumer.Handler, http.Handler, error) {
 			return app.New(log).OnCreditRequest, httpapi.Routes(pool, health, log), nil
 		},
-	}.Run(ctx, getenv, stdout)
+	}
 }

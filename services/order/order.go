@@ -31,6 +31,11 @@ var Defaults = platform.Config{
 
 // Run runs the order service until ctx ends.
 func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) error {
+	return Service().Run(ctx, getenv, stdout)
+}
+
+// Service describes the order service for platform.Service.Run.
+func Service() platform.Service {
 	return platform.Service{
 		Defaults:   Defaults,
 		Migrations: migrations.Order(),
@@ -42,5 +47,5 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 			}
 			return a.OnReply, httpapi.Routes(a, health, log), nil
 		},
-	}.Run(ctx, getenv, stdout)
+	}
 }

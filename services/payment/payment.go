@@ -30,6 +30,11 @@ var Defaults = platform.Config{
 
 // Run runs the payment service until ctx ends.
 func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) error {
+	return Service().Run(ctx, getenv, stdout)
+}
+
+// Service describes the payment service for platform.Service.Run.
+func Service() platform.Service {
 	return platform.Service{
 		Defaults:   Defaults,
 		Migrations: migrations.Payment(),
@@ -37,5 +42,5 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		Build: func(pool *pgxpool.Pool, log *slog.Logger, health http.Handler) (consumer.Handler, http.Handler, error) {
 			return app.New(log).OnPaymentRequest, httpapi.Routes(pool, health, log), nil
 		},
-	}.Run(ctx, getenv, stdout)
+	}
 }

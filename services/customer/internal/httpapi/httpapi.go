@@ -22,6 +22,7 @@ type customerResponse struct {
 // Routes returns the customer service's router. health serves /healthz.
 func Routes(pool *pgxpool.Pool, health http.Handler, log *slog.Logger) chi.Router {
 	r := chi.NewRouter()
+	r.Use(platform.NameSpanByRoute)
 	r.Method(http.MethodGet, "/healthz", health)
 	r.Get("/customers/{id}", func(w http.ResponseWriter, r *http.Request) {
 		id, err := strconv.ParseInt(chi.URLParam(r, "id"), 10, 64)

@@ -15,6 +15,8 @@ import (
 
 	"github.com/go-chi/chi/v5"
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/sagabox/sagabox/internal/platform"
 	"github.com/sagabox/sagabox/pkg/saga"
@@ -29,6 +31,7 @@ const MaxBodyBytes = 64 << 10
 func Routes(a *app.App, health http.Handler, log *slog.Logger) chi.Router {
 	h := handlers{app: a, log: log}
 	r := chi.NewRouter()
+	r.Use(platform.NameSpanByRoute)
 	r.Method(http.MethodGet, "/healthz", health)
 	r.Post("/orders", h.placeOrder)
 	r.Get("/orders/{id}", h.getOrder)
@@ -79,6 +82,9 @@ func (h handlers) placeOrder(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, err)
 		return
 	}
+	// `sagabox trace ORDER_ID` finds the order's trace by this attribute.
+	trace.SpanFromContext(r.Context()).SetAttributes(
+		attribute.Int64("order.id", o.ID), attribute.String("saga.id", o.SagaID.String()))
 	w.Header().Set("Location", fmt.Sprintf("/orders/%d", o.ID))
 	platform.WriteJSON(w, http.StatusAccepted, placeOrderResponse{OrderID: o.ID, SagaID: o.SagaID, Status: o.Status})
 }

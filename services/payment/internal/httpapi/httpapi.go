@@ -29,6 +29,7 @@ type paymentResponse struct {
 // Routes returns the payment service's router. health serves /healthz.
 func Routes(pool *pgxpool.Pool, health http.Handler, log *slog.Logger) chi.Router {
 	r := chi.NewRouter()
+	r.Use(platform.NameSpanByRoute)
 	r.Method(http.MethodGet, "/healthz", health)
 	r.Get("/payments", func(w http.ResponseWriter, r *http.Request) {
 		raw := r.URL.Query().Get("orderId")

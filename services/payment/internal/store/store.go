@@ -81,4 +81,3 @@ func ByOrder(ctx context.Context, q Querier, orderID int64) ([]Payment, error) {
 	}
 	return ps, nil
 }
-
