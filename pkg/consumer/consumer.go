@@ -166,6 +166,9 @@ func (c *Consumer) Run(ctx context.Context) error {
 		if err := c.client.CommitMarkedOffsets(cctx); err != nil {
 			c.log.WarnContext(cctx, "commit offsets at shutdown failed", "group", c.cfg.Group, "err", err)
 		}
+		// Leaving the group is a rebalance, which BlockRebalanceOnPoll holds
+		// back until allowed.
+		c.client.AllowRebalance()
 		c.client.Close()
 	}()
 	for {

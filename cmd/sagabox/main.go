@@ -1,0 +1,67 @@
+// Command sagabox is the one binary of the system:
+//
+//	sagabox up                      the whole system locally (Postgres, Kafka, relays, services)
+//	sagabox order|customer|payment  one service, configured by environment variables
+//	sagabox relay                   the outbox relays for debezium/connectors/*.json
+//	sagabox trace ORDER_ID|TRACE_ID print one order's trace from Jaeger as a waterfall
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/sagabox/sagabox/services/customer"
+	"github.com/sagabox/sagabox/services/order"
+	"github.com/sagabox/sagabox/services/payment"
+)
+
+const usage = `usage: sagabox <command> [flags]
+
+commands:
+  up        run the whole system locally: Postgres, Kafka (embedded), relays, services
+  order     run the order service       (env: HTTP_ADDR, DATABASE_URL, KAFKA_BROKERS, OTEL_*)
+  customer  run the customer service
+  payment   run the payment service
+  relay     run the outbox relays       (env: CONNECTORS_DIR, KAFKA_BROKERS, RELAY_DATABASE_HOST, ...)
+  trace     print an order's trace from Jaeger as a waterfall
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "sagabox:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return fmt.Errorf("no command")
+	}
+	switch cmd, rest := args[0], args[1:]; cmd {
+	case "up":
+		return up(ctx, rest, getenv, stdout, stderr)
+	case "order":
+		return order.Run(ctx, getenv, stdout)
+	case "customer":
+		return customer.Run(ctx, getenv, stdout)
+	case "payment":
+		return payment.Run(ctx, getenv, stdout)
+	case "relay":
+		return relay(ctx, getenv, stdout)
+	case "trace":
+		return traceCmd(ctx, rest, getenv, stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	default:
+		fmt.Fprint(stderr, usage)
+		return fmt.Errorf("unknown command %q", cmd)
+	}
+}

@@ -1,0 +1,282 @@
+// Package e2e_test runs the whole system — the three services, the outbox
+// relays, a real PostgreSQL server and a real Kafka-protocol broker — and
+// checks the order-placement saga from the outside: over HTTP, in the
+// databases and on the topics.
+package e2e_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/sagabox/sagabox/internal/pgcluster"
+	"github.com/sagabox/sagabox/internal/stack"
+	"github.com/sagabox/sagabox/internal/testenv"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+// system is one running stack with fresh databases and broker.
+type system struct {
+	t       *testing.T
+	stack   *stack.Stack
+	urls    map[string]string // service → base URL
+	dbs     map[string]*pgxpool.Pool
+	brokers []string
+}
+
+type options struct {
+	tracing func(component string) trace.TracerProvider
+}
+
+func repoFile(parts ...string) string {
+	return filepath.Join(append([]string{".."}, parts...)...)
+}
+
+func startSystem(t *testing.T, opts options) *system {
+	t.Helper()
+	ctx := context.Background()
+	brokerAddr, _ := testenv.Kafka(t)
+	s := &system{t: t, urls: map[string]string{}, dbs: map[string]*pgxpool.Pool{}, brokers: []string{brokerAddr}}
+	dbURLs := map[string]string{}
+	addrs := map[string]string{}
+	for _, svc := range stack.Services {
+		u := testenv.Database(t, nil)
+		dbURLs[svc.Database] = u
+		s.dbs[svc.Name] = testenv.Pool(t, u)
+		port, err := pgcluster.FreePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		addrs[svc.Name] = "127.0.0.1:" + strconv.Itoa(port)
+		s.urls[svc.Name] = "http://" + addrs[svc.Name]
+	}
+	logs := io.Discard
+	if os.Getenv("E2E_LOGS") != "" {
+		logs = os.Stderr
+	}
+	st, err := stack.Start(ctx, stack.Config{
+		ConnectorsDir:  repoFile("debezium", "connectors"),
+		DatabaseURLs:   dbURLs,
+		Brokers:        s.brokers,
+		HTTPAddrs:      addrs,
+		SlotSuffix:     "_" + testenv.Name("s"),
+		Stdout:         logs,
+		Logger:         slog.New(slog.NewTextHandler(logs, nil)),
+		TracerProvider: opts.tracing,
+		Env:            func(string) string { return "" },
+	})
+	if err != nil {
+		t.Fatalf("start stack: %v", err)
+	}
+	s.stack = st
+	t.Cleanup(st.Close)
+	for name := range s.urls {
+		s.waitHealthy(name)
+	}
+	return s
+}
+
+func (s *system) waitHealthy(name string) {
+	s.t.Helper()
+	testenv.Eventually(s.t, 30*time.Second, func() bool {
+		resp, err := http.Get(s.urls[name] + "/healthz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}, "%s never became healthy", name)
+}
+
+// do sends an HTTP request and decodes a JSON response into out (if not nil).
+func (s *system) do(method, url string, body []byte, out any) int {
+	s.t.Helper()
+	req, err := http.NewRequest(method, url, bytes.NewReader(body))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		s.t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if out != nil && len(b) > 0 {
+		if err := json.Unmarshal(b, out); err != nil {
+			s.t.Fatalf("%s %s: decode %q: %v", method, url, b, err)
+		}
+	}
+	return resp.StatusCode
+}
+
+type placed struct {
+	OrderID int64  `json:"orderId"`
+	SagaID  string `json:"sagaId"`
+	Status  string `json:"status"`
+}
+
+type orderView struct {
+	OrderID    int64  `json:"orderId"`
+	CustomerID int64  `json:"customerId"`
+	PaymentDue int64  `json:"paymentDue"`
+	Status     string `json:"status"`
+	Saga       struct {
+		ID          string            `json:"id"`
+		Type        string            `json:"type"`
+		Status      string            `json:"status"`
+		CurrentStep string            `json:"currentStep"`
+		StepStatus  map[string]string `json:"stepStatus"`
+		Version     int               `json:"version"`
+	} `json:"saga"`
+}
+
+type payment struct {
+	OrderID int64  `json:"orderId"`
+	Amount  int64  `json:"amount"`
+	Status  string `json:"status"`
+}
+
+func requestFile(t *testing.T, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(repoFile("requests", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func (s *system) placeOrder(body []byte) placed {
+	s.t.Helper()
+	var p placed
+	if code := s.do(http.MethodPost, s.urls["order"]+"/orders", body, &p); code != http.StatusAccepted {
+		s.t.Fatalf("POST /orders = %d, want 202", code)
+	}
+	return p
+}
+
+func (s *system) order(id int64) orderView {
+	s.t.Helper()
+	var v orderView
+	if code := s.do(http.MethodGet, fmt.Sprintf("%s/orders/%d", s.urls["order"], id), nil, &v); code != http.StatusOK {
+		s.t.Fatalf("GET /orders/%d = %d", id, code)
+	}
+	return v
+}
+
+// waitSettled waits until order id is ACCEPTED or REJECTED and its saga has
+// ended, and returns it.
+func (s *system) waitSettled(id int64, timeout time.Duration) orderView {
+	s.t.Helper()
+	var v orderView
+	testenv.Eventually(s.t, timeout, func() bool {
+		v = s.order(id)
+		return v.Status != "CREATED" && (v.Saga.Status == "SUCCEEDED" || v.Saga.Status == "ABORTED")
+	}, "order %d did not settle: %+v", id, &v)
+	return v
+}
+
+func (s *system) openLimit(customerID int64) int64 {
+	s.t.Helper()
+	var c struct {
+		OpenLimit int64 `json:"openLimit"`
+	}
+	if code := s.do(http.MethodGet, fmt.Sprintf("%s/customers/%d", s.urls["customer"], customerID), nil, &c); code != http.StatusOK {
+		s.t.Fatalf("GET /customers/%d = %d", customerID, code)
+	}
+	return c.OpenLimit
+}
+
+func (s *system) payments(orderID int64) []payment {
+	s.t.Helper()
+	var ps []payment
+	if code := s.do(http.MethodGet, fmt.Sprintf("%s/payments?orderId=%d", s.urls["payment"], orderID), nil, &ps); code != http.StatusOK {
+		s.t.Fatalf("GET /payments?orderId=%d = %d", orderID, code)
+	}
+	return ps
+}
+
+// records reads every record currently on topic (from the start).
+func (s *system) records(topic string) []*kgo.Record {
+	s.t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(s.brokers...), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.AllowAutoTopicCreation())
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	// High watermarks first, then read up to them.
+	ends := s.endOffsets(topic)
+	var out []*kgo.Record
+	got := map[int32]int64{}
+	done := func() bool {
+		for p, end := range ends {
+			if got[p] < end {
+				return false
+			}
+		}
+		return true
+	}
+	for !done() {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			s.t.Fatalf("read %s: timed out with %v of %v", topic, got, ends)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			if r.Offset < ends[r.Partition] {
+				out = append(out, r)
+			}
+			got[r.Partition] = r.Offset + 1
+		})
+	}
+	return out
+}
+
+// endOffsets returns the high watermark of every partition of topic.
+func (s *system) endOffsets(topic string) map[int32]int64 {
+	s.t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(s.brokers...))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	offsets, err := kadm.NewClient(cl).ListEndOffsets(ctx, topic)
+	if err != nil {
+		s.t.Fatalf("list end offsets of %s: %v", topic, err)
+	}
+	ends := map[int32]int64{}
+	offsets.Each(func(o kadm.ListedOffset) {
+		if o.Err == nil {
+			ends[o.Partition] = o.Offset
+		}
+	})
+	return ends
+}
+
+func header(r *kgo.Record, key string) string {
+	for _, h := range r.Headers {
+		if h.Key == key {
+			return string(h.Value)
+		}
+	}
+	return ""
+}

@@ -1,0 +1,286 @@
+// Package stack runs the whole system in one process on top of a Postgres
+// server and a Kafka-protocol broker it is given: the outbox relays (one per
+// connector file, doing Debezium's job) and the three services. `sagabox up`
+// uses it with a local cluster and an embedded broker; the end-to-end tests
+// use it with fresh databases, and stop and restart single services.
+package stack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/sagabox/sagabox/internal/platform"
+
+	"github.com/sagabox/sagabox/migrations"
+	"github.com/sagabox/sagabox/pkg/outbox"
+	"github.com/sagabox/sagabox/services/customer"
+	"github.com/sagabox/sagabox/services/order"
+	"github.com/sagabox/sagabox/services/payment"
+)
+
+// ServiceSpec names a service, its entry point and migrations.
+type ServiceSpec struct {
+	Name       string // "order", "customer", "payment"
+	Database   string // the database name its connector files use
+	Service    func() platform.Service
+	Migrations fs.FS
+}
+
+// Services are the three services of the system.
+var Services = []ServiceSpec{
+	{Name: "order", Database: "orderdb", Service: order.Service, Migrations: migrations.Order()},
+	{Name: "customer", Database: "customerdb", Service: customer.Service, Migrations: migrations.Customer()},
+	{Name: "payment", Database: "paymentdb", Service: payment.Service, Migrations: migrations.Payment()},
+}
+
+// Config describes where the stack runs.
+type Config struct {
+	// ConnectorsDir holds the Debezium connector files the relays read.
+	ConnectorsDir string
+	// DatabaseURLs maps a connector's database.dbname ("orderdb", ...) to
+	// the URL the service and its relay use instead of the connector's
+	// Docker host names.
+	DatabaseURLs map[string]string
+	// Brokers is the Kafka bootstrap address list.
+	Brokers []string
+	// HTTPAddrs maps a service name to its listen address.
+	HTTPAddrs map[string]string
+	// SlotSuffix is appended to replication slot names (slots are global to
+	// a Postgres server; tests share one).
+	SlotSuffix string
+	// Env is consulted for service environment variables (OTEL_*, ...)
+	// before the stack's own values. Nil means none.
+	Env func(string) string
+	// Stdout receives the services' JSON logs.
+	Stdout io.Writer
+	// Logger is the stack's own logger.
+	Logger *slog.Logger
+	// TracerProvider, when set, gives the tracer provider of each component
+	// ("order", "customer", "payment", "relay"); the tests use it to collect
+	// spans in memory. Nil: each service configures itself from OTEL_*.
+	TracerProvider func(component string) trace.TracerProvider
+}
+
+// Stack is a running system.
+type Stack struct {
+	cfg      Config
+	log      *slog.Logger
+	ctx      context.Context
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	mu       sync.Mutex
+	services map[string]*running
+	relays   []*kgo.Client
+}
+
+type running struct {
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// Start migrates the databases, creates the relays' publications and
+// replication slots (before any service can write to an outbox, so no row
+// is missed), then starts the relays and the services.
+func Start(ctx context.Context, cfg Config) (*Stack, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Stdout == nil {
+		cfg.Stdout = io.Discard
+	}
+	if cfg.Env == nil {
+		cfg.Env = func(string) string { return "" }
+	}
+	for _, svc := range Services {
+		if err := migrate(ctx, cfg.DatabaseURLs[svc.Database], svc.Migrations); err != nil {
+			return nil, fmt.Errorf("migrate %s: %w", svc.Database, err)
+		}
+	}
+	connectors, err := outbox.LoadConnectors(cfg.ConnectorsDir)
+	if err != nil {
+		return nil, err
+	}
+	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	s := &Stack{cfg: cfg, log: cfg.Logger, ctx: sctx, cancel: cancel, services: map[string]*running{}}
+	for _, c := range connectors {
+		if err := s.startRelay(ctx, c); err != nil {
+			s.Close()
+			return nil, err
+		}
+	}
+	for _, svc := range Services {
+		if err := s.StartService(svc.Name); err != nil {
+			s.Close()
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+func migrate(ctx context.Context, dbURL string, fsys fs.FS) error {
+	if dbURL == "" {
+		return errors.New("no database URL")
+	}
+	pool, err := pgxpool.New(ctx, dbURL)
+	if err != nil {
+		return fmt.Errorf("open database: %w", err)
+	}
+	defer pool.Close()
+	return migrations.Up(ctx, pool, fsys)
+}
+
+// startRelay sets the relay of connector c up and supervises it: a relay
+// that fails (Kafka or Postgres gone) is restarted from its slot's
+// confirmed position after a backoff.
+func (s *Stack) startRelay(ctx context.Context, c outbox.Connector) error {
+	dbURL, ok := s.cfg.DatabaseURLs[c.DBName]
+	if !ok {
+		return fmt.Errorf("connector %s: no database URL for %s", c.Name, c.DBName)
+	}
+	c.SlotName += s.cfg.SlotSuffix
+	producer, err := kgo.NewClient(
+		kgo.SeedBrokers(s.cfg.Brokers...),
+		kgo.AllowAutoTopicCreation(),
+		kgo.ProducerLinger(time.Millisecond),
+		// A broker outage fails the relay (which is restarted) instead of
+		// blocking it forever; unconfirmed WAL is re-read either way.
+		kgo.RecordDeliveryTimeout(30*time.Second),
+	)
+	if err != nil {
+		return fmt.Errorf("connector %s: create kafka producer: %w", c.Name, err)
+	}
+	s.relays = append(s.relays, producer)
+	log := s.log.With("connector", c.Name)
+	relay, err := outbox.NewRelay(outbox.RelayConfig{Connector: c, ConnString: dbURL, Kafka: producer, Logger: log})
+	if err != nil {
+		return fmt.Errorf("connector %s: %w", c.Name, err)
+	}
+	if err := relay.Setup(ctx); err != nil {
+		return fmt.Errorf("connector %s: %w", c.Name, err)
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		backoff := 100 * time.Millisecond
+		for {
+			err := relay.Run(s.ctx)
+			if s.ctx.Err() != nil {
+				return
+			}
+			log.ErrorContext(s.ctx, "relay failed, restarting", "err", err, "backoff", backoff)
+			select {
+			case <-s.ctx.Done():
+				return
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, 5*time.Second)
+		}
+	}()
+	return nil
+}
+
+// StartService starts service name (not running yet).
+func (s *Stack) StartService(name string) error {
+	spec, ok := serviceSpec(name)
+	if !ok {
+		return fmt.Errorf("no service %q", name)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.services[name]; ok {
+		return fmt.Errorf("service %s already running", name)
+	}
+	env := map[string]string{
+		"DATABASE_URL":  s.cfg.DatabaseURLs[spec.Database],
+		"KAFKA_BROKERS": strings.Join(s.cfg.Brokers, ","),
+		"HTTP_ADDR":     s.cfg.HTTPAddrs[name],
+	}
+	getenv := func(k string) string {
+		if v := s.cfg.Env(k); v != "" {
+			return v
+		}
+		return env[k]
+	}
+	ctx, cancel := context.WithCancel(s.ctx)
+	r := &running{cancel: cancel, done: make(chan error, 1)}
+	s.services[name] = r
+	go func() {
+		svc := spec.Service()
+		if s.cfg.TracerProvider != nil {
+			svc.TracerProvider = s.cfg.TracerProvider(name)
+		}
+		err := svc.Run(ctx, getenv, s.cfg.Stdout)
+		if err != nil && ctx.Err() == nil {
+			s.log.Error("service failed", "service", name, "err", err)
+		}
+		r.done <- err
+	}()
+	return nil
+}
+
+// StopService stops service name and waits until it has shut down.
+func (s *Stack) StopService(name string) error {
+	s.mu.Lock()
+	r, ok := s.services[name]
+	delete(s.services, name)
+	s.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("service %s is not running", name)
+	}
+	r.cancel()
+	if err := <-r.done; err != nil && !errors.Is(err, context.Canceled) {
+		return fmt.Errorf("service %s: %w", name, err)
+	}
+	return nil
+}
+
+// Close stops the services, then the relays.
+func (s *Stack) Close() {
+	s.mu.Lock()
+	names := make([]string, 0, len(s.services))
+	for n := range s.services {
+		names = append(names, n)
+	}
+	s.mu.Unlock()
+	for _, n := range names {
+		if err := s.StopService(n); err != nil {
+			s.log.Warn("stop service", "service", n, "err", err)
+		}
+	}
+	s.cancel()
+	s.wg.Wait()
+	for _, p := range s.relays {
+		p.Close()
+	}
+}
+
+func serviceSpec(name string) (ServiceSpec, bool) {
+	for _, s := range Services {
+		if s.Name == name {
+			return s, true
+		}
+	}
+	return ServiceSpec{}, false
+}
+
+// WithCredentials returns dbURL with user and password replaced.
+func WithCredentials(dbURL, user, password string) (string, error) {
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		return "", fmt.Errorf("parse database URL: %w", err)
+	}
+	u.User = url.UserPassword(user, password)
+	return u.String(), nil
+}
