@@ -41,6 +41,13 @@ type system struct {
 
 type options struct {
 	tracing func(component string) trace.TracerProvider
+	env     map[string]string
+}
+
+// startSystemEnv starts a system whose components read env (OTEL_*).
+func startSystemEnv(t *testing.T, env map[string]string) *system {
+	t.Helper()
+	return startSystem(t, options{env: env})
 }
 
 func repoFile(parts ...string) string {
@@ -78,7 +85,7 @@ func startSystem(t *testing.T, opts options) *system {
 		Stdout:         logs,
 		Logger:         slog.New(slog.NewTextHandler(logs, nil)),
 		TracerProvider: opts.tracing,
-		Env:            func(string) string { return "" },
+		Env:            func(k string) string { return opts.env[k] },
 	})
 	if err != nil {
 		t.Fatalf("start stack: %v", err)

@@ -7,10 +7,12 @@ import (
 	"log/slog"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/sagabox/sagabox/internal/platform"
 	"github.com/sagabox/sagabox/pkg/outbox"
 )
 
@@ -27,9 +29,15 @@ func relay(ctx context.Context, getenv func(string) string, stdout io.Writer) er
 	if err != nil {
 		return err
 	}
+	tp, stopTracing, err := platform.NewTracerProvider(ctx, getenv, "outbox-relay")
+	if err != nil {
+		return fmt.Errorf("relay tracing: %w", err)
+	}
+	defer func() { _ = stopTracing(context.WithoutCancel(ctx)) }()
 	g, ctx := errgroup.WithContext(ctx)
 	for _, c := range connectors {
-		producer, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.AllowAutoTopicCreation())
+		producer, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.AllowAutoTopicCreation(),
+			kgo.RecordDeliveryTimeout(30*time.Second))
 		if err != nil {
 			return fmt.Errorf("create kafka producer: %w", err)
 		}
@@ -39,7 +47,7 @@ func relay(ctx context.Context, getenv func(string) string, stdout io.Writer) er
 			return fmt.Errorf("connector %s: %w", c.Name, err)
 		}
 		u.Host = host + ":" + port
-		r, err := outbox.NewRelay(outbox.RelayConfig{Connector: c, ConnString: u.String(), Kafka: producer, Logger: log.With("connector", c.Name)})
+		r, err := outbox.NewRelay(outbox.RelayConfig{Connector: c, ConnString: u.String(), Kafka: producer, Logger: log, TracerProvider: tp})
 		if err != nil {
 			return fmt.Errorf("connector %s: %w", c.Name, err)
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -105,7 +106,21 @@ func samplerFromEnv(getenv func(string) string) (sdktrace.Sampler, error) {
 // dbTracer returns the pgx query tracer: one span per query, in the trace
 // of the request or message being handled.
 func dbTracer(tp trace.TracerProvider) pgx.QueryTracer {
-	return otelpgx.NewTracer(otelpgx.WithTracerProvider(tp), otelpgx.WithTrimSQLInSpanName(), otelpgx.WithDisableAcquireTracer())
+	return otelpgx.NewTracer(otelpgx.WithTracerProvider(tp), otelpgx.WithSpanNameFunc(sqlSpanName), otelpgx.WithDisableAcquireTracer())
+}
+
+var sqlTable = regexp.MustCompile(`(?is)^\s*(INSERT\s+INTO|UPDATE|DELETE\s+FROM|SELECT\b.*?\bFROM)\s+"?([\w.]+)`)
+
+// sqlSpanName names a query span by operation and table ("INSERT
+// outboxevent", "SELECT sagastate"), falling back to the first keyword.
+func sqlSpanName(stmt string) string {
+	if m := sqlTable.FindStringSubmatch(stmt); m != nil {
+		return strings.ToUpper(strings.Fields(m[1])[0]) + " " + m[2]
+	}
+	if f := strings.Fields(stmt); len(f) > 0 {
+		return strings.ToUpper(f[0])
+	}
+	return "query"
 }
 
 // NameSpanByRoute is chi middleware that names the server span after the

@@ -83,6 +83,8 @@ type Stack struct {
 	mu       sync.Mutex
 	services map[string]*running
 	relays   []*kgo.Client
+	relayTP  trace.TracerProvider
+	stopTP   func(context.Context) error
 }
 
 type running struct {
@@ -114,6 +116,12 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 	}
 	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s := &Stack{cfg: cfg, log: cfg.Logger, ctx: sctx, cancel: cancel, services: map[string]*running{}}
+	if cfg.TracerProvider != nil {
+		s.relayTP, s.stopTP = cfg.TracerProvider("relay"), func(context.Context) error { return nil }
+	} else if s.relayTP, s.stopTP, err = platform.NewTracerProvider(ctx, cfg.Env, "outbox-relay"); err != nil {
+		cancel()
+		return nil, fmt.Errorf("relay tracing: %w", err)
+	}
 	for _, c := range connectors {
 		if err := s.startRelay(ctx, c); err != nil {
 			s.Close()
@@ -162,8 +170,10 @@ func (s *Stack) startRelay(ctx context.Context, c outbox.Connector) error {
 		return fmt.Errorf("connector %s: create kafka producer: %w", c.Name, err)
 	}
 	s.relays = append(s.relays, producer)
-	log := s.log.With("connector", c.Name)
-	relay, err := outbox.NewRelay(outbox.RelayConfig{Connector: c, ConnString: dbURL, Kafka: producer, Logger: log})
+	log := s.log
+	relay, err := outbox.NewRelay(outbox.RelayConfig{
+		Connector: c, ConnString: dbURL, Kafka: producer, Logger: log, TracerProvider: s.relayTP,
+	})
 	if err != nil {
 		return fmt.Errorf("connector %s: %w", c.Name, err)
 	}
@@ -179,7 +189,7 @@ func (s *Stack) startRelay(ctx context.Context, c outbox.Connector) error {
 			if s.ctx.Err() != nil {
 				return
 			}
-			log.ErrorContext(s.ctx, "relay failed, restarting", "err", err, "backoff", backoff)
+			log.ErrorContext(s.ctx, "relay failed, restarting", "connector", c.Name, "err", err, "backoff", backoff)
 			select {
 			case <-s.ctx.Done():
 				return
@@ -263,6 +273,11 @@ func (s *Stack) Close() {
 	s.wg.Wait()
 	for _, p := range s.relays {
 		p.Close()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.stopTP(ctx); err != nil {
+		s.log.Warn("flush relay traces", "err", err)
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // RelayConfig configures a Relay. Only Connector and Kafka are required.
@@ -40,6 +41,11 @@ type RelayConfig struct {
 	// DrainTimeout bounds how long Run waits, on cancellation, for records
 	// already handed to Kafka before confirming and returning. Default 5s.
 	DrainTimeout time.Duration
+	// TracerProvider, when set, records a producer span ("<topic> publish")
+	// for every record whose outbox row carried a trace context, and the
+	// record's traceparent header then names that span. Nil: no spans, and
+	// headers are exactly the row's values.
+	TracerProvider trace.TracerProvider
 }
 
 // Relay streams the inserts into the connector's tables from the
@@ -546,12 +552,14 @@ func (s *stream) emit(ctx context.Context, relID uint32, tuple, old *pglogrepl.T
 	for _, h := range rec.Headers {
 		kr.Headers = append(kr.Headers, kgo.RecordHeader{Key: h.Key, Value: h.Value})
 	}
+	span := startPublish(r.cfg.TracerProvider, c.Name, kr)
 	tx := s.cur
 	s.mu.Lock()
 	tx.pending++
 	s.inflight++
 	s.mu.Unlock()
 	r.cfg.Kafka.Produce(s.pctx, kr, func(kr *kgo.Record, err error) {
+		endPublish(span, kr, err)
 		s.mu.Lock()
 		s.inflight--
 		if err != nil {
