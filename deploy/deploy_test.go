@@ -60,7 +60,7 @@ var apps = []app{
 	{"payment-service", "payment", "payment", "8082", "paymentdb", "paymentuser", "paymentpw", migrations.Payment},
 }
 
-// wantPorts is the host port table of deploy/README-docker.md: service →
+// wantPorts is the host port table of the README's Docker section: service →
 // published host ports, each mapped to the same container port.
 var wantPorts = map[string][]string{
 	"order-service":    {"8080"},
