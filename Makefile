@@ -3,10 +3,12 @@ GO      ?= go
 FRESH   ?=
 UP_ARGS  = $(if $(FRESH),-fresh,)
 
-.PHONY: run test test-short vet fmt build jaeger deps clean
+.PHONY: run test build jaeger deps clean
 
-## run: Postgres (local cluster), Kafka (embedded), relays, the three services and Jaeger (if built); Ctrl-C stops. FRESH=1 starts empty.
+## run: Postgres (local cluster), Kafka (embedded), relays, the three services and Jaeger; Ctrl-C stops.
+##      FRESH=1 starts empty. Jaeger is built once into bin/ (~5 min); SKIP_JAEGER=1 skips that.
 run: deps
+	@if [ -z "$(SKIP_JAEGER)" ]; then scripts/build-jaeger.sh || echo "make run: Jaeger could not be built; running without traces" >&2; fi
 	$(GO) run ./cmd/sagabox up $(UP_ARGS)
 
 ## test: vet, formatting and every test (real Postgres, broker and relay), with the race detector.

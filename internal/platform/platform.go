@@ -37,6 +37,21 @@ type Config struct {
 	LogLevel        slog.Level    // LOG_LEVEL: debug, info, warn, error
 }
 
+// LocalDefaults is the configuration of service ("order", "customer",
+// "payment") on the local stack of `make run`: its database and role on
+// the local cluster (port 54320), the embedded broker on 9092.
+func LocalDefaults(service, httpAddr string) Config {
+	return Config{
+		Name:     service + "-service",
+		HTTPAddr: httpAddr,
+		DatabaseURL: fmt.Sprintf("postgres://%[1]suser:%[1]spw@localhost:54320/%[1]sdb?sslmode=disable",
+			service),
+		Brokers:         []string{"localhost:9092"},
+		Migrate:         true,
+		OutboxRetention: 24 * time.Hour,
+	}
+}
+
 // LoadConfig reads the environment through getenv, falling back to def for
 // unset variables, and reports every invalid value at once.
 func LoadConfig(getenv func(string) string, def Config) (Config, error) {

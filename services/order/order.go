@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -20,14 +19,7 @@ import (
 )
 
 // Defaults work with `make run` (sagabox up).
-var Defaults = platform.Config{
-	Name:            "order-service",
-	HTTPAddr:        ":8080",
-	DatabaseURL:     "postgres://orderuser:orderpw@localhost:54320/orderdb?sslmode=disable",
-	Brokers:         []string{"localhost:9092"},
-	Migrate:         true,
-	OutboxRetention: 24 * time.Hour,
-}
+var Defaults = platform.LocalDefaults("order", ":8080")
 
 // Run runs the order service until ctx ends.
 func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) error {

@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -19,14 +18,7 @@ import (
 )
 
 // Defaults work with `make run` (sagabox up).
-var Defaults = platform.Config{
-	Name:            "payment-service",
-	HTTPAddr:        ":8082",
-	DatabaseURL:     "postgres://paymentuser:paymentpw@localhost:54320/paymentdb?sslmode=disable",
-	Brokers:         []string{"localhost:9092"},
-	Migrate:         true,
-	OutboxRetention: 24 * time.Hour,
-}
+var Defaults = platform.LocalDefaults("payment", ":8082")
 
 // Run runs the payment service until ctx ends.
 func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) error {

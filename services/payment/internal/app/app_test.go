@@ -1,0 +1,284 @@
+package app_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/sagabox/sagabox/internal/testenv"
+	"github.com/sagabox/sagabox/migrations"
+	"github.com/sagabox/sagabox/pkg/consumer"
+	"github.com/sagabox/sagabox/services/payment/internal/app"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+const (
+	goodCard    = "1111-2222-3333-4444"
+	refusedCard = "5555-6666-7777-9999"
+)
+
+// querier is what the snapshot reads need: the pool or a transaction.
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+type payment struct {
+	SagaID     uuid.UUID
+	OrderID    int64
+	CustomerID int64
+	Amount     int64
+	CardLast4  string
+	Status     string
+}
+
+type reply struct {
+	AggregateType string
+	AggregateID   string
+	Type          string
+	Payload       map[string]string
+}
+
+// state is everything the handler may change.
+type state struct {
+	Payments []payment
+	Replies  []reply
+}
+
+func snapshot(t *testing.T, q querier) state {
+	t.Helper()
+	ctx := context.Background()
+	var s state
+	rows, err := q.Query(ctx, `SELECT saga_id, order_id, customer_id, amount, card_last4, status FROM payment ORDER BY id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Payments, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (payment, error) {
+		var p payment
+		err := r.Scan(&p.SagaID, &p.OrderID, &p.CustomerID, &p.Amount, &p.CardLast4, &p.Status)
+		return p, err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Every handler call runs in its own transaction, so created_at orders
+	// the replies by call.
+	rows, err = q.Query(ctx, `SELECT aggregatetype, aggregateid, type, payload FROM outboxevent ORDER BY created_at, id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Replies, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (reply, error) {
+		var (
+			rp      reply
+			payload []byte
+		)
+		if err := r.Scan(&rp.AggregateType, &rp.AggregateID, &rp.Type, &payload); err != nil {
+			return rp, err
+		}
+		return rp, json.Unmarshal(payload, &rp.Payload)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func newDB(t *testing.T) *pgxpool.Pool {
+	t.Helper()
+	return testenv.Pool(t, testenv.Database(t, migrations.Payment()))
+}
+
+func requestPayload(typ, card string, due int64) []byte {
+	return fmt.Appendf(nil, `{"order-id":1,"customer-id":456,"payment-due":%d,"credit-card-no":%q,"type":%q}`,
+		due, card, typ)
+}
+
+// handle runs the handler on one message in its own transaction, as the
+// consumer does: committed on success, rolled back on error.
+func handle(t *testing.T, pool *pgxpool.Pool, h consumer.Handler, key string, value []byte) error {
+	t.Helper()
+	ctx := context.Background()
+	var herr error
+	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		herr = h(ctx, tx, consumer.Message{Topic: app.RequestTopic, Key: key, Value: value, ID: uuid.New()})
+		return herr
+	})
+	if herr == nil && err != nil {
+		t.Fatalf("commit: %v", err)
+	}
+	return herr
+}
+
+func paymentReply(sagaID uuid.UUID, status string) reply {
+	return reply{
+		AggregateType: "payment", AggregateID: sagaID.String(), Type: "PaymentUpdated",
+		Payload: map[string]string{"status": status},
+	}
+}
+
+func TestOnPaymentRequest(t *testing.T) {
+	t.Parallel()
+	type step struct {
+		typ  string
+		card string
+		want string // reply status
+	}
+	tests := []struct {
+		name  string
+		steps []step
+		want  []payment // SagaID filled in by the test
+	}{
+		{
+			name:  "card ending 9999 is refused",
+			steps: []step{{"REQUEST", refusedCard, "FAILED"}},
+			want:  []payment{{CardLast4: "9999", Status: "FAILED"}},
+		},
+		{
+			name:  "other card is charged",
+			steps: []step{{"REQUEST", goodCard, "REQUESTED"}},
+			want:  []payment{{CardLast4: "4444", Status: "COMPLETED"}},
+		},
+		{
+			name:  "repeated request gets the first answer and pays once",
+			steps: []step{{"REQUEST", goodCard, "REQUESTED"}, {"REQUEST", goodCard, "REQUESTED"}},
+			want:  []payment{{CardLast4: "4444", Status: "COMPLETED"}},
+		},
+		{
+			name:  "repeated refused request stays refused",
+			steps: []step{{"REQUEST", refusedCard, "FAILED"}, {"REQUEST", refusedCard, "FAILED"}},
+			want:  []payment{{CardLast4: "9999", Status: "FAILED"}},
+		},
+		{
+			name:  "cancel refunds",
+			steps: []step{{"REQUEST", goodCard, "REQUESTED"}, {"CANCEL", goodCard, "CANCELLED"}},
+			want:  []payment{{CardLast4: "4444", Status: "REFUNDED"}},
+		},
+		{
+			name: "second cancel refunds nothing more",
+			steps: []step{
+				{"REQUEST", goodCard, "REQUESTED"},
+				{"CANCEL", goodCard, "CANCELLED"},
+				{"CANCEL", goodCard, "CANCELLED"},
+			},
+			want: []payment{{CardLast4: "4444", Status: "REFUNDED"}},
+		},
+		{
+			name:  "cancel of a never-paid saga writes no payment",
+			steps: []step{{"CANCEL", goodCard, "CANCELLED"}},
+		},
+		{
+			name:  "cancel of a refused payment leaves it failed",
+			steps: []step{{"REQUEST", refusedCard, "FAILED"}, {"CANCEL", refusedCard, "CANCELLED"}},
+			want:  []payment{{CardLast4: "9999", Status: "FAILED"}},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			pool := newDB(t)
+			h := app.New(slog.New(slog.DiscardHandler)).OnPaymentRequest
+			sagaID := uuid.New()
+
+			want := state{}
+			for i, s := range tt.steps {
+				if err := handle(t, pool, h, sagaID.String(), requestPayload(s.typ, s.card, 4999)); err != nil {
+					t.Fatalf("step %d (%s): %v", i, s.typ, err)
+				}
+				want.Replies = append(want.Replies, paymentReply(sagaID, s.want))
+			}
+			for _, p := range tt.want {
+				p.SagaID, p.OrderID, p.CustomerID, p.Amount = sagaID, 1, 456, 4999
+				want.Payments = append(want.Payments, p)
+			}
+			if diff := cmp.Diff(want, snapshot(t, pool), cmpopts.EquateEmpty()); diff != "" {
+				t.Errorf("state (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// The card number is personal data the payment service must not keep: it
+// appears in no column of any row it writes, only its last four digits do.
+func TestOnPaymentRequestNeverStoresTheCardNumber(t *testing.T) {
+	t.Parallel()
+	pool := newDB(t)
+	h := app.New(slog.New(slog.DiscardHandler)).OnPaymentRequest
+	const card = "4000-1234-5678-4321"
+	sagaID := uuid.New()
+	for _, typ := range []string{"REQUEST", "CANCEL"} {
+		if err := handle(t, pool, h, sagaID.String(), requestPayload(typ, card, 4999)); err != nil {
+			t.Fatalf("%s: %v", typ, err)
+		}
+	}
+	var last4 string
+	if err := pool.QueryRow(context.Background(), `SELECT card_last4 FROM payment WHERE saga_id = $1`, sagaID).Scan(&last4); err != nil {
+		t.Fatal(err)
+	}
+	if last4 != "4321" {
+		t.Errorf("card_last4 = %q, want %q", last4, "4321")
+	}
+	// Any fragment longer than the last four digits would betray the number.
+	for _, fragment := range []string{card, "5678-4321", "4000", "1234", "5678"} {
+		var n int
+		err := pool.QueryRow(context.Background(), `SELECT
+			(SELECT count(*) FROM payment p WHERE p::text LIKE '%' || $1 || '%') +
+			(SELECT count(*) FROM outboxevent o WHERE o::text LIKE '%' || $1 || '%')`, fragment).Scan(&n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n != 0 {
+			t.Errorf("%d rows contain %q of the card number", n, fragment)
+		}
+	}
+}
+
+func TestOnPaymentRequestRefusesBadMessagesPermanently(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name  string
+		key   string
+		value []byte
+	}{
+		{"zero payment-due", uuid.NewString(), requestPayload("REQUEST", goodCard, 0)},
+		{"negative payment-due", uuid.NewString(), requestPayload("REQUEST", goodCard, -4999)},
+		{"missing payment-due", uuid.NewString(), []byte(`{"order-id":1,"customer-id":456,"credit-card-no":"x","type":"REQUEST"}`)},
+		{"key not a uuid", "order-1", requestPayload("REQUEST", goodCard, 4999)},
+		{"empty key", "", requestPayload("CANCEL", goodCard, 4999)},
+		{"payload not json", uuid.NewString(), []byte(`{"type":"REQUEST",`)},
+		{"payload of the wrong shape", uuid.NewString(), []byte(`{"payment-due":"lots","type":"REQUEST"}`)},
+		{"unknown type", uuid.NewString(), requestPayload("REFUND", goodCard, 4999)},
+		{"missing type", uuid.NewString(), []byte(`{"order-id":1,"customer-id":456,"payment-due":4999,"credit-card-no":"x"}`)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			pool := newDB(t)
+			h := app.New(slog.New(slog.DiscardHandler)).OnPaymentRequest
+			ctx := context.Background()
+			var herr error
+			_ = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+				herr = h(ctx, tx, consumer.Message{Topic: app.RequestTopic, Key: tt.key, Value: tt.value, ID: uuid.New()})
+				// Nothing written even if the caller committed regardless.
+				if diff := cmp.Diff(state{}, snapshot(t, tx), cmpopts.EquateEmpty()); diff != "" {
+					t.Errorf("state in the handler's tx (-want +got):\n%s", diff)
+				}
+				return herr
+			})
+			if !errors.Is(herr, consumer.ErrPermanent) {
+				t.Fatalf("OnPaymentRequest = %v, want a permanent error", herr)
+			}
+			if diff := cmp.Diff(state{}, snapshot(t, pool), cmpopts.EquateEmpty()); diff != "" {
+				t.Errorf("state (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
