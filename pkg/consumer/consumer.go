@@ -51,6 +51,25 @@ type Message struct {
 	Headers   map[string]string
 }
 
+// SagaID returns the record key as a saga id. A key that is not one is a
+// permanent error: the message cannot belong to any saga.
+func (m Message) SagaID() (uuid.UUID, error) {
+	id, err := uuid.Parse(m.Key)
+	if err != nil {
+		return uuid.Nil, Permanent(fmt.Errorf("%s record key %q is not a saga id: %w", m.Topic, m.Key, err))
+	}
+	return id, nil
+}
+
+// Decode unmarshals the payload into v. A payload that does not decode is a
+// permanent error.
+func (m Message) Decode(v any) error {
+	if err := json.Unmarshal(m.Value, v); err != nil {
+		return Permanent(fmt.Errorf("decode %s payload: %w", m.Topic, err))
+	}
+	return nil
+}
+
 // Handler applies one message inside tx. It must not commit or roll back tx.
 // Returning an error rolls tx back; wrap it with Permanent when retrying can
 // never help (the message is then parked).

@@ -129,6 +129,16 @@ func (o *Orchestrator) send(ctx context.Context, tx pgx.Tx, s State, acts []Acti
 	return outbox.Write(ctx, tx, events...)
 }
 
+// Reply returns the outbox event a participant writes to answer step of
+// saga sagaID: payload {"status": status}, routed by the step name (topic
+// "<step>.response" with the participants' connectors), keyed by the saga.
+func Reply(step, eventType string, sagaID uuid.UUID, status string) outbox.Event {
+	payload, _ := json.Marshal(struct {
+		Status string `json:"status"`
+	}{status}) // cannot fail: a struct of one string
+	return outbox.Event{AggregateType: step, AggregateID: sagaID.String(), Type: eventType, Payload: payload}
+}
+
 // update writes s if the stored version is still prev and bumps the version.
 func update(ctx context.Context, tx pgx.Tx, s *State, prev int) error {
 	const q = `UPDATE sagastate

@@ -4,7 +4,6 @@ package app
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 
@@ -13,6 +12,7 @@ import (
 
 	"github.com/sagabox/sagabox/pkg/consumer"
 	"github.com/sagabox/sagabox/pkg/outbox"
+	"github.com/sagabox/sagabox/pkg/saga"
 	"github.com/sagabox/sagabox/services/customer/internal/store"
 )
 
@@ -47,13 +47,13 @@ func New(log *slog.Logger) *App { return &App{log: log} }
 // rejected too) or CANCEL (release what this saga allocated, once; nothing
 // if it never allocated). The reply is written to the outbox in tx.
 func (a *App) OnCreditRequest(ctx context.Context, tx pgx.Tx, m consumer.Message) error {
-	sagaID, err := uuid.Parse(m.Key)
+	sagaID, err := m.SagaID()
 	if err != nil {
-		return consumer.Permanent(fmt.Errorf("request key %q is not a saga id: %w", m.Key, err))
+		return err
 	}
 	var req creditRequest
-	if err := json.Unmarshal(m.Value, &req); err != nil {
-		return consumer.Permanent(fmt.Errorf("decode credit request: %w", err))
+	if err := m.Decode(&req); err != nil {
+		return err
 	}
 	log := a.log.With("saga_id", sagaID, "order_id", req.OrderID, "event_id", m.ID)
 	var status string
@@ -61,8 +61,10 @@ func (a *App) OnCreditRequest(ctx context.Context, tx pgx.Tx, m consumer.Message
 	case "REQUEST":
 		status, err = a.approve(ctx, tx, sagaID, req)
 	case "CANCEL":
-		var released int64
-		released, err = store.Release(ctx, tx, sagaID)
+		released, err := store.Release(ctx, tx, sagaID)
+		if err != nil {
+			return err
+		}
 		status = StatusCancelled
 		log.InfoContext(ctx, "credit released", "amount", released)
 	default:
@@ -72,7 +74,7 @@ func (a *App) OnCreditRequest(ctx context.Context, tx pgx.Tx, m consumer.Message
 		return err
 	}
 	log.InfoContext(ctx, "credit request answered", "type", req.Type, "status", status)
-	return reply(ctx, tx, sagaID, status)
+	return outbox.Write(ctx, tx, saga.Reply("credit-approval", "CreditUpdated", sagaID, status))
 }
 
 func (a *App) approve(ctx context.Context, tx pgx.Tx, sagaID uuid.UUID, req creditRequest) (string, error) {
@@ -95,17 +97,4 @@ func (a *App) approve(ctx context.Context, tx pgx.Tx, sagaID uuid.UUID, req cred
 		return StatusRejected, nil
 	}
 	return StatusApproved, nil
-}
-
-func reply(ctx context.Context, tx pgx.Tx, sagaID uuid.UUID, status string) error {
-	payload, err := json.Marshal(map[string]string{"status": status})
-	if err != nil {
-		return fmt.Errorf("encode reply: %w", err)
-	}
-	return outbox.Write(ctx, tx, outbox.Event{
-		AggregateType: "credit-approval",
-		AggregateID:   sagaID.String(),
-		Type:          "CreditUpdated",
-		Payload:       payload,
-	})
 }

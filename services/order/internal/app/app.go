@@ -141,9 +141,9 @@ func (a *App) OnReply(ctx context.Context, tx pgx.Tx, m consumer.Message) error 
 	if !ok {
 		return consumer.Permanent(fmt.Errorf("not a reply topic: %s", m.Topic))
 	}
-	sagaID, err := uuid.Parse(m.Key)
+	sagaID, err := m.SagaID()
 	if err != nil {
-		return consumer.Permanent(fmt.Errorf("reply key %q is not a saga id: %w", m.Key, err))
+		return err
 	}
 	s, changed, err := a.sagas.Handle(ctx, tx, sagaID, step, m.Value)
 	switch {

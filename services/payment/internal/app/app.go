@@ -4,16 +4,15 @@ package app
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"strings"
 
-	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/sagabox/sagabox/pkg/consumer"
 	"github.com/sagabox/sagabox/pkg/outbox"
+	"github.com/sagabox/sagabox/pkg/saga"
 	"github.com/sagabox/sagabox/services/payment/internal/store"
 )
 
@@ -47,13 +46,13 @@ func New(log *slog.Logger) *App { return &App{log: log} }
 // OnPaymentRequest executes a payment (a card number ending in 9999 is
 // refused) or, on CANCEL, refunds it; the reply goes to the outbox in tx.
 func (a *App) OnPaymentRequest(ctx context.Context, tx pgx.Tx, m consumer.Message) error {
-	sagaID, err := uuid.Parse(m.Key)
+	sagaID, err := m.SagaID()
 	if err != nil {
-		return consumer.Permanent(fmt.Errorf("request key %q is not a saga id: %w", m.Key, err))
+		return err
 	}
 	var req paymentRequest
-	if err := json.Unmarshal(m.Value, &req); err != nil {
-		return consumer.Permanent(fmt.Errorf("decode payment request: %w", err))
+	if err := m.Decode(&req); err != nil {
+		return err
 	}
 	log := a.log.With("saga_id", sagaID, "order_id", req.OrderID, "event_id", m.ID)
 	var status string
@@ -75,8 +74,10 @@ func (a *App) OnPaymentRequest(ctx context.Context, tx pgx.Tx, m consumer.Messag
 			status = StatusFailed
 		}
 	case "CANCEL":
-		var refunded bool
-		refunded, err = store.Refund(ctx, tx, sagaID)
+		refunded, err := store.Refund(ctx, tx, sagaID)
+		if err != nil {
+			return err
+		}
 		status = StatusCancelled
 		log.InfoContext(ctx, "payment cancelled", "refunded", refunded)
 	default:
@@ -86,16 +87,7 @@ func (a *App) OnPaymentRequest(ctx context.Context, tx pgx.Tx, m consumer.Messag
 		return err
 	}
 	log.InfoContext(ctx, "payment request answered", "type", req.Type, "status", status)
-	payload, err := json.Marshal(map[string]string{"status": status})
-	if err != nil {
-		return fmt.Errorf("encode reply: %w", err)
-	}
-	return outbox.Write(ctx, tx, outbox.Event{
-		AggregateType: "payment",
-		AggregateID:   sagaID.String(),
-		Type:          "PaymentUpdated",
-		Payload:       payload,
-	})
+	return outbox.Write(ctx, tx, saga.Reply("payment", "PaymentUpdated", sagaID, status))
 }
 
 func last4(card string) string {
