@@ -846,7 +846,8 @@ func TestTopics(t *testing.T) {
 	// What the code writes and consumes, read from the sources the test
 	// cannot import (they are internal to each service).
 	stepName := regexp.MustCompile(`\bStep[A-Z]\w*\s*=\s*"([^"]+)"`)
-	aggregateType := regexp.MustCompile(`AggregateType:\s*"([^"]+)"`)
+	// An outbox.Event literal or a participant reply built with saga.Reply.
+	aggregateType := regexp.MustCompile(`(?:AggregateType:\s*|saga\.Reply\()"([^"]+)"`)
 	requestTopic := regexp.MustCompile(`\bRequestTopic\s*=\s*"([^"]+)"`)
 	fromCode := map[string][]string{
 		"orderdb":    sourceMatches(t, "order", stepName),
