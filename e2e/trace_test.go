@@ -59,7 +59,7 @@ func (sp span) String() string { return sp.service + " " + sp.name }
 func attr(sp span, key attribute.Key) string {
 	for _, kv := range sp.Attributes() {
 		if kv.Key == key {
-			return kv.Value.Emit()
+			return kv.Value.String()
 		}
 	}
 	return ""
@@ -221,7 +221,7 @@ func TestCompensationIsInTheTrace(t *testing.T) {
 func hasEvent(sp span, key attribute.Key, value string) bool {
 	for _, e := range sp.Events() {
 		for _, kv := range e.Attributes {
-			if kv.Key == key && kv.Value.Emit() == value {
+			if kv.Key == key && kv.Value.String() == value {
 				return true
 			}
 		}

@@ -39,7 +39,9 @@ func up(ctx context.Context, args []string, getenv func(string) string, stdout, 
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 
 	if *fresh {
-		stopStale(ctx, filepath.Join(*dataDir, "pg"), log)
+		if err := pgcluster.StopDir(ctx, filepath.Join(*dataDir, "pg")); err != nil {
+			return fmt.Errorf("stop the old cluster: %w", err)
+		}
 		if err := os.RemoveAll(*dataDir); err != nil {
 			return fmt.Errorf("remove %s: %w", *dataDir, err)
 		}
@@ -125,17 +127,6 @@ sagabox is up (Ctrl-C stops it; data in %s)
 	log.Info("shutting down")
 	st.Close()
 	return nil
-}
-
-// stopStale stops a Postgres left running on dir by an earlier run.
-func stopStale(ctx context.Context, dir string, log *slog.Logger) {
-	if _, err := os.Stat(filepath.Join(dir, "postmaster.pid")); err != nil {
-		return
-	}
-	c, err := pgcluster.Start(ctx, pgcluster.Config{Dir: dir, Logger: log})
-	if err == nil {
-		_ = c.Stop(ctx)
-	}
 }
 
 // startJaeger starts the local Jaeger binary and waits for its OTLP port.

@@ -62,13 +62,9 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 		return nil, fmt.Errorf("resolve data dir: %w", err)
 	}
 	cfg.Dir = dir
-	bin, err := findBinDir()
+	c, err := newCluster(cfg)
 	if err != nil {
 		return nil, err
-	}
-	c := &Cluster{cfg: cfg, binDir: bin, log: cfg.Logger}
-	if os.Geteuid() == 0 {
-		c.asUser = "postgres"
 	}
 	if err := c.prepareDir(); err != nil {
 		return nil, err
@@ -90,6 +86,31 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 		return nil, fmt.Errorf("start postgres (log %s): %w", logFile, err)
 	}
 	return c, c.waitReady(ctx)
+}
+
+func newCluster(cfg Config) (*Cluster, error) {
+	bin, err := findBinDir()
+	if err != nil {
+		return nil, err
+	}
+	c := &Cluster{cfg: cfg, binDir: bin, log: cfg.Logger}
+	if os.Geteuid() == 0 {
+		c.asUser = "postgres"
+	}
+	return c, nil
+}
+
+// StopDir stops the server running on data directory dir, if there is one
+// (for example left behind by a killed parent).
+func StopDir(ctx context.Context, dir string) error {
+	c, err := newCluster(Config{Dir: dir, Logger: slog.Default()})
+	if err != nil {
+		return err
+	}
+	if !c.running(ctx) {
+		return nil
+	}
+	return c.Stop(ctx)
 }
 
 // Port returns the port the server listens on.

@@ -12,7 +12,6 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
-	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -288,14 +287,4 @@ func serviceSpec(name string) (ServiceSpec, bool) {
 		}
 	}
 	return ServiceSpec{}, false
-}
-
-// WithCredentials returns dbURL with user and password replaced.
-func WithCredentials(dbURL, user, password string) (string, error) {
-	u, err := url.Parse(dbURL)
-	if err != nil {
-		return "", fmt.Errorf("parse database URL: %w", err)
-	}
-	u.User = url.UserPassword(user, password)
-	return u.String(), nil
 }
