@@ -3,7 +3,7 @@ GO      ?= go
 FRESH   ?=
 UP_ARGS  = $(if $(FRESH),-fresh,)
 
-.PHONY: run test build jaeger deps clean
+.PHONY: run test bench build jaeger deps clean
 
 ## run: Postgres (local cluster), Kafka (embedded), relays, the three services and Jaeger; Ctrl-C stops.
 ##      FRESH=1 starts empty. Jaeger is built once into bin/ (~5 min); SKIP_JAEGER=1 skips that.
@@ -16,6 +16,10 @@ test: deps
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l .)" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
 	$(GO) test -race -count=1 -timeout 20m ./...
+
+## bench: end-to-end latency of one order (POST → ACCEPTED) through the whole local system.
+bench: deps
+	$(GO) test -run '^$$' -bench . -benchtime 200x ./e2e/
 
 ## build: the sagabox binary into bin/.
 build:

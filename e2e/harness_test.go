@@ -32,7 +32,7 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 
 // system is one running stack with fresh databases and broker.
 type system struct {
-	t       *testing.T
+	t       testing.TB
 	stack   *stack.Stack
 	urls    map[string]string // service → base URL
 	dbs     map[string]*pgxpool.Pool
@@ -45,7 +45,7 @@ type options struct {
 }
 
 // startSystemEnv starts a system whose components read env (OTEL_*).
-func startSystemEnv(t *testing.T, env map[string]string) *system {
+func startSystemEnv(t testing.TB, env map[string]string) *system {
 	t.Helper()
 	return startSystem(t, options{env: env})
 }
@@ -54,7 +54,7 @@ func repoFile(parts ...string) string {
 	return filepath.Join(append([]string{".."}, parts...)...)
 }
 
-func startSystem(t *testing.T, opts options) *system {
+func startSystem(t testing.TB, opts options) *system {
 	t.Helper()
 	ctx := context.Background()
 	brokerAddr, _ := testenv.Kafka(t)
@@ -159,7 +159,7 @@ type payment struct {
 	Status  string `json:"status"`
 }
 
-func requestFile(t *testing.T, name string) []byte {
+func requestFile(t testing.TB, name string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(repoFile("requests", name))
 	if err != nil {
