@@ -11,6 +11,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -183,4 +184,43 @@ func Eventually(t testing.TB, timeout time.Duration, cond func() bool, msg strin
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// Querier is what the read helpers need: a pool or a transaction.
+type Querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+// OutboxEvent is a row of a service's outbox table with its payload
+// decoded into P.
+type OutboxEvent[P any] struct {
+	AggregateType string
+	AggregateID   string
+	Type          string
+	Payload       P
+}
+
+// Outbox reads the outbox table through q, oldest row first (rows written
+// by one transaction in id order).
+func Outbox[P any](t testing.TB, q Querier) []OutboxEvent[P] {
+	t.Helper()
+	const sql = `SELECT aggregatetype, aggregateid, type, payload FROM outboxevent ORDER BY created_at, id`
+	rows, err := q.Query(context.Background(), sql)
+	if err != nil {
+		t.Fatalf("testenv: read outbox: %v", err)
+	}
+	events, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (OutboxEvent[P], error) {
+		var (
+			e       OutboxEvent[P]
+			payload []byte
+		)
+		if err := r.Scan(&e.AggregateType, &e.AggregateID, &e.Type, &payload); err != nil {
+			return e, err
+		}
+		return e, json.Unmarshal(payload, &e.Payload)
+	})
+	if err != nil {
+		t.Fatalf("testenv: read outbox: %v", err)
+	}
+	return events
 }

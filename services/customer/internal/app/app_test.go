@@ -2,7 +2,6 @@ package app_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -38,12 +37,7 @@ type allocation struct {
 	Status     string
 }
 
-type reply struct {
-	AggregateType string
-	AggregateID   string
-	Type          string
-	Payload       map[string]string
-}
+type reply = testenv.OutboxEvent[map[string]string]
 
 // state is everything the handler may change.
 type state struct {
@@ -83,25 +77,7 @@ func snapshot(t *testing.T, q querier) state {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Every handler call runs in its own transaction, so created_at orders
-	// the replies by call.
-	rows, err = q.Query(ctx, `SELECT aggregatetype, aggregateid, type, payload FROM outboxevent ORDER BY created_at, id`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Replies, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (reply, error) {
-		var (
-			rp      reply
-			payload []byte
-		)
-		if err := r.Scan(&rp.AggregateType, &rp.AggregateID, &rp.Type, &payload); err != nil {
-			return rp, err
-		}
-		return rp, json.Unmarshal(payload, &rp.Payload)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s.Replies = testenv.Outbox[map[string]string](t, q)
 	return s
 }
 

@@ -2,7 +2,6 @@ package app_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -55,35 +54,11 @@ type querier interface {
 }
 
 // message is one outbox row with its payload decoded.
-type message struct {
-	AggregateType string
-	AggregateID   string
-	Type          string
-	Payload       app.RequestPayload
-}
+type message = testenv.OutboxEvent[app.RequestPayload]
 
 func outboxRows(t *testing.T, q querier) []message {
 	t.Helper()
-	// Each use case call is its own transaction and writes at most one row,
-	// so created_at orders the rows by call.
-	rows, err := q.Query(context.Background(), `SELECT aggregatetype, aggregateid, type, payload FROM outboxevent ORDER BY created_at, id`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ms, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (message, error) {
-		var (
-			m       message
-			payload []byte
-		)
-		if err := r.Scan(&m.AggregateType, &m.AggregateID, &m.Type, &payload); err != nil {
-			return m, err
-		}
-		return m, json.Unmarshal(payload, &m.Payload)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ms
+	return testenv.Outbox[app.RequestPayload](t, q)
 }
 
 // state is everything the saga of order o may change.
