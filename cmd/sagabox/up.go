@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -33,6 +34,11 @@ func up(ctx context.Context, args []string, getenv func(string) string, stdout, 
 	kafkaPort := fs.Int("kafka-port", 9092, "Kafka port")
 	connectorsDir := fs.String("connectors", "debezium/connectors", "Debezium connector files the relays read")
 	jaegerBin := fs.String("jaeger", "bin/jaeger", "Jaeger binary (skipped when missing)")
+	addrs := map[string]*string{
+		"order":    fs.String("order-addr", ":8080", "order service listen address"),
+		"customer": fs.String("customer-addr", ":8081", "customer service listen address"),
+		"payment":  fs.String("payment-addr", ":8082", "payment service listen address"),
+	}
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -103,7 +109,7 @@ func up(ctx context.Context, args []string, getenv func(string) string, stdout, 
 		ConnectorsDir: *connectorsDir,
 		DatabaseURLs:  dbURLs,
 		Brokers:       []string{brokerAddr},
-		HTTPAddrs:     map[string]string{"order": ":8080", "customer": ":8081", "payment": ":8082"},
+		HTTPAddrs:     map[string]string{"order": *addrs["order"], "customer": *addrs["customer"], "payment": *addrs["payment"]},
 		Env:           env,
 		Stdout:        stdout,
 		Logger:        log,
@@ -111,22 +117,64 @@ func up(ctx context.Context, args []string, getenv func(string) string, stdout, 
 	if err != nil {
 		return err
 	}
+	defer st.Close()
+	for _, name := range []string{"order", "customer", "payment"} {
+		if err := waitHealthy(ctx, baseURL(*addrs[name])+"/healthz"); err != nil {
+			if ctx.Err() != nil {
+				return nil // Ctrl-C during start
+			}
+			return fmt.Errorf("%s service: %w", name, err)
+		}
+	}
 	fmt.Fprintf(stderr, `
 sagabox is up (Ctrl-C stops it; data in %s)
-  order service     http://localhost:8080   POST /orders, GET /orders/{id}, GET /sagas/{id}
-  customer service  http://localhost:8081   GET /customers/{id}
-  payment service   http://localhost:8082   GET /payments?orderId={id}
+  order service     %s   POST /orders, GET /orders/{id}, GET /sagas/{id}
+  customer service  %s   GET /customers/{id}
+  payment service   %s   GET /payments?orderId={id}
   postgres          postgres://postgres@127.0.0.1:%d (orderdb, customerdb, paymentdb)
   kafka             %s
   jaeger            %s
 
   curl -XPOST localhost:8080/orders -H 'Content-Type: application/json' -d @requests/place-order.json
 
-`, *dataDir, *pgPort, brokerAddr, jaegerMsg)
+`, *dataDir, baseURL(*addrs["order"]), baseURL(*addrs["customer"]), baseURL(*addrs["payment"]), *pgPort, brokerAddr, jaegerMsg)
 	<-ctx.Done()
 	log.Info("shutting down")
-	st.Close()
 	return nil
+}
+
+// waitHealthy polls url until it answers 200.
+func waitHealthy(ctx context.Context, url string) error {
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		resp, err := http.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not healthy at %s after 2 minutes", url)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// baseURL turns a listen address (":8080") into a URL to call it.
+func baseURL(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "http://" + addr
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "localhost"
+	}
+	return "http://" + net.JoinHostPort(host, port)
 }
 
 // startJaeger starts the local Jaeger binary and waits for its OTLP port.
