@@ -215,6 +215,9 @@ func (s *Stack) StartService(name string) error {
 		"DATABASE_URL":  s.cfg.DatabaseURLs[spec.Database],
 		"KAFKA_BROKERS": strings.Join(s.cfg.Brokers, ","),
 		"HTTP_ADDR":     s.cfg.HTTPAddrs[name],
+		// Start migrated every database already (the relays' publications
+		// need the outbox tables before any service writes).
+		"MIGRATE": "false",
 	}
 	getenv := func(k string) string {
 		if v := s.cfg.Env(k); v != "" {

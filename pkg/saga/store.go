@@ -46,9 +46,6 @@ func New(d Definition) (*Orchestrator, error) {
 	return &Orchestrator{def: d}, nil
 }
 
-// Definition returns the saga type the orchestrator runs.
-func (o *Orchestrator) Definition() Definition { return o.def }
-
 // Start creates saga id with payload and writes the request of its first
 // step to the outbox, all within tx: the saga exists if and only if its
 // first message is sent.

@@ -46,15 +46,11 @@ type outboxRow struct{ AggregateType, AggregateID, Type string }
 
 func outboxRows(t *testing.T, pool *pgxpool.Pool) []outboxRow {
 	t.Helper()
-	rows, err := pool.Query(context.Background(), `SELECT aggregatetype, aggregateid, type FROM outboxevent ORDER BY created_at, aggregatetype`)
-	if err != nil {
-		t.Fatal(err)
+	var rows []outboxRow
+	for _, e := range testenv.Outbox[json.RawMessage](t, pool) {
+		rows = append(rows, outboxRow{e.AggregateType, e.AggregateID, e.Type})
 	}
-	got, err := pgx.CollectRows(rows, pgx.RowToStructByPos[outboxRow])
-	if err != nil {
-		t.Fatal(err)
-	}
-	return got
+	return rows
 }
 
 func reply(status saga.StepStatus) json.RawMessage {

@@ -159,15 +159,11 @@ func (a *App) OnReply(ctx context.Context, tx pgx.Tx, m consumer.Message) error 
 		return nil
 	}
 	log.InfoContext(ctx, "saga advanced", "saga_status", s.Status, "step_status", s.StepStatus[step], "version", s.Version)
-	var p RequestPayload
-	if err := json.Unmarshal(s.Payload, &p); err != nil {
-		return fmt.Errorf("decode payload of saga %s: %w", sagaID, err)
-	}
 	switch s.Status {
 	case saga.StatusSucceeded:
-		return store.SetStatus(ctx, tx, p.OrderID, store.StatusAccepted)
+		return store.SettleSaga(ctx, tx, sagaID, store.StatusAccepted)
 	case saga.StatusAborted:
-		return store.SetStatus(ctx, tx, p.OrderID, store.StatusRejected)
+		return store.SettleSaga(ctx, tx, sagaID, store.StatusRejected)
 	}
 	return nil
 }

@@ -68,12 +68,13 @@ func GetOrder(ctx context.Context, q Querier, id int64) (Order, error) {
 	return o, nil
 }
 
-// SetStatus moves order id from CREATED to status. It is a no-op for an
-// order that already left CREATED, so a repeated saga outcome is harmless.
-func SetStatus(ctx context.Context, tx pgx.Tx, id int64, status string) error {
-	const q = `UPDATE purchaseorder SET status = $2, updated_at = now() WHERE id = $1 AND status = 'CREATED'`
-	if _, err := tx.Exec(ctx, q, id, status); err != nil {
-		return fmt.Errorf("set order %d %s: %w", id, status, err)
+// SettleSaga moves the order of saga sagaID from CREATED to status. It is a
+// no-op for an order that already left CREATED, so a repeated saga outcome
+// is harmless.
+func SettleSaga(ctx context.Context, tx pgx.Tx, sagaID uuid.UUID, status string) error {
+	const q = `UPDATE purchaseorder SET status = $2, updated_at = now() WHERE saga_id = $1 AND status = 'CREATED'`
+	if _, err := tx.Exec(ctx, q, sagaID, status); err != nil {
+		return fmt.Errorf("settle order of saga %s as %s: %w", sagaID, status, err)
 	}
 	return nil
 }
