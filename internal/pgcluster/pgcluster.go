@@ -130,6 +130,16 @@ func (c *Cluster) Stop(ctx context.Context) error {
 	return nil
 }
 
+// Crash stops the server in immediate mode: every server process quits at
+// once, without a checkpoint, as if the machine lost power; the next start
+// recovers from the WAL. Fault tests use it.
+func (c *Cluster) Crash(ctx context.Context) error {
+	if _, err := c.run(ctx, "pg_ctl", "-D", c.cfg.Dir, "-m", "immediate", "-w", "stop"); err != nil {
+		return fmt.Errorf("stop postgres (immediate): %w", err)
+	}
+	return nil
+}
+
 // EnsureDatabase creates role (with password and REPLICATION, which logical
 // decoding needs) and database owned by it, when they do not exist yet.
 func (c *Cluster) EnsureDatabase(ctx context.Context, db, role, password string) error {

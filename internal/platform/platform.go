@@ -183,30 +183,26 @@ func Serve(ctx context.Context, c Config, h http.Handler, log *slog.Logger) erro
 	return nil
 }
 
-// Health answers 200 when the database and Kafka both answer, 503 otherwise.
-func Health(pool *pgxpool.Pool, kafka *kgo.Client) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-		defer cancel()
-		status := map[string]string{"database": "ok", "kafka": "ok"}
-		code := http.StatusOK
-		if err := pool.Ping(ctx); err != nil {
-			status["database"], code = err.Error(), http.StatusServiceUnavailable
-		}
-		if err := kafka.Ping(ctx); err != nil {
-			status["kafka"], code = err.Error(), http.StatusServiceUnavailable
-		}
-		WriteJSON(w, code, status)
-	}
+// HealthCheck answers 200 when the database and Kafka both answer, 503
+// otherwise. Kafka is checked once its client is set (before the service
+// serves requests).
+type HealthCheck struct {
+	Pool  *pgxpool.Pool
+	Kafka *kgo.Client
 }
 
-// NewKafkaClient returns a plain client used for health checks.
-func NewKafkaClient(c Config) (*kgo.Client, error) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.Brokers...))
-	if err != nil {
-		return nil, fmt.Errorf("create kafka client: %w", err)
+func (h *HealthCheck) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	status := map[string]string{"database": "ok", "kafka": "ok"}
+	code := http.StatusOK
+	if err := h.Pool.Ping(ctx); err != nil {
+		status["database"], code = err.Error(), http.StatusServiceUnavailable
 	}
-	return cl, nil
+	if err := h.Kafka.Ping(ctx); err != nil {
+		status["kafka"], code = err.Error(), http.StatusServiceUnavailable
+	}
+	WriteJSON(w, code, status)
 }
 
 // PruneOutbox deletes outbox rows older than c.OutboxRetention every

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/errgroup"
 
@@ -28,6 +29,9 @@ type Service struct {
 	// Build wires the application once the database is open: it returns the
 	// message handler and the HTTP routes (health serves /healthz).
 	Build func(pool *pgxpool.Pool, log *slog.Logger, health http.Handler) (consumer.Handler, http.Handler, error)
+	// Retryable, when set, reports handler errors that are transient
+	// (consumer.Config.Retryable), e.g. a lost optimistic lock.
+	Retryable func(error) bool
 	// TracerProvider receives the service's spans. Nil means configured
 	// from the OTEL_* environment (see NewTracerProvider).
 	TracerProvider trace.TracerProvider
@@ -64,26 +68,32 @@ func (s Service) Run(ctx context.Context, getenv func(string) string, stdout io.
 		return err
 	}
 	defer pool.Close()
-	kafka, err := NewKafkaClient(cfg)
-	if err != nil {
-		return err
-	}
-	defer kafka.Close()
-
-	handler, routes, err := s.Build(pool, log, Health(pool, kafka))
+	health := &HealthCheck{Pool: pool}
+	handler, routes, err := s.Build(pool, log, health)
 	if err != nil {
 		return fmt.Errorf("build %s: %w", cfg.Name, err)
 	}
 	messages, err := consumer.New(consumer.Config{
-		Group: cfg.Name, Topics: s.Topics, Brokers: cfg.Brokers,
-		Pool: pool, Handler: handler, Logger: log, TracerProvider: tp,
+		Group: cfg.Name, Topics: s.Topics, Pool: pool, Handler: handler,
+		Retryable: s.Retryable, Logger: log, TracerProvider: tp,
 	})
 	if err != nil {
 		return err
 	}
+	kafka, err := kgo.NewClient(append(messages.Opts(), kgo.SeedBrokers(cfg.Brokers...))...)
+	if err != nil {
+		return fmt.Errorf("create kafka client: %w", err)
+	}
+	defer kafka.Close()
+	health.Kafka = kafka
 
 	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return messages.Run(ctx) })
+	g.Go(func() error {
+		if err := AwaitTopics(ctx, kafka, log, s.Topics...); err != nil {
+			return nil // ctx ended
+		}
+		return messages.Run(ctx, kafka)
+	})
 	g.Go(func() error { return PruneOutbox(ctx, cfg, pool, log) })
 	g.Go(func() error { return Serve(ctx, cfg, HTTPHandler(routes, tp), log) })
 	log.InfoContext(ctx, "service started", "http", cfg.HTTPAddr, "topics", s.Topics)

@@ -1,123 +1,83 @@
 // Package consumer runs the Kafka side of an idempotent, transactional
-// message handler: it polls with franz-go, and for every record opens a
-// database transaction in which it journals the message id (pkg/outbox
-// MarkConsumed) and calls the handler; the Kafka offset is committed only
-// after that transaction committed. A redelivered message is skipped by the
-// journal. Transient failures are retried with capped exponential backoff;
-// a message that can never succeed is parked in the parkedmessage table with
-// its error — never dropped, never blocking its partition forever.
+// message handler. For every record it opens a database transaction in which
+// it journals the message id (pkg/outbox MarkConsumed, keyed by consumer and
+// event id) and calls the handler; the record's offset is committed to Kafka
+// only after that transaction committed. A redelivered message is skipped by
+// the journal.
 //
-// Records of one partition are handled strictly in order; partitions are
-// handled concurrently.
+// Ordering and progress: every assigned partition has one long-lived worker
+// that handles its records strictly in order, one at a time; partitions
+// never wait for each other. A partition whose worker falls behind (a record
+// in retry) is paused at the broker until the worker catches up, so it holds
+// back only itself. A rebalance stops the workers of the revoked partitions
+// (a record in retry is abandoned, uncommitted, and redelivered to the new
+// owner) and commits what they finished.
+//
+// Failures: a failure of the infrastructure (see Infrastructure, plus
+// Config.Retryable) is retried with capped exponential backoff for as long
+// as it lasts and never parks a message. A message that can never succeed —
+// undecodable, without an "id" header, or one whose handler returns a
+// Permanent error — is parked in the parkedmessage table with its error,
+// never dropped. Any other error is retried Config.MaxAttempts times and
+// then parked: a message that keeps failing for a reason nobody classified
+// must not hold its partition forever, and a parked message can be replayed.
+//
+// Data loss at the broker: a partition whose committed offset lies beyond
+// its log (or that lost records under the consumer) is consumed again from
+// its earliest offset, logged once; so is a topic that was deleted and
+// created again (detected by the topic id stored in the commit metadata).
+// The journal makes the re-read harmless.
 package consumer
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"sync"
 	"time"
 
-	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.opentelemetry.io/otel"
-	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
-
-	"github.com/sagabox/sagabox/pkg/outbox"
 )
 
-// Message is a consumed record with the headers the outbox relay sets.
-type Message struct {
-	Topic     string
-	Partition int32
-	Offset    int64
-	// Key is the record key: the saga id for every message of this system.
-	Key string
-	// Value is the payload JSON.
-	Value []byte
-	// ID is the outbox event id (header "id"), the deduplication key.
-	ID uuid.UUID
-	// EventType is the header "eventType".
-	EventType string
-	Headers   map[string]string
-}
-
-// SagaID returns the record key as a saga id. A key that is not one is a
-// permanent error: the message cannot belong to any saga.
-func (m Message) SagaID() (uuid.UUID, error) {
-	id, err := uuid.Parse(m.Key)
-	if err != nil {
-		return uuid.Nil, Permanent(fmt.Errorf("%s record key %q is not a saga id: %w", m.Topic, m.Key, err))
-	}
-	return id, nil
-}
-
-// Decode unmarshals the payload into v. A payload that does not decode is a
-// permanent error.
-func (m Message) Decode(v any) error {
-	if err := json.Unmarshal(m.Value, v); err != nil {
-		return Permanent(fmt.Errorf("decode %s payload: %w", m.Topic, err))
-	}
-	return nil
-}
-
-// Handler applies one message inside tx. It must not commit or roll back tx.
-// Returning an error rolls tx back; wrap it with Permanent when retrying can
-// never help (the message is then parked).
-type Handler func(ctx context.Context, tx pgx.Tx, m Message) error
-
-// ErrPermanent marks errors that retrying will not fix.
-var ErrPermanent = errors.New("permanent failure")
-
-type permanent struct{ err error }
-
-func (p permanent) Error() string        { return p.err.Error() }
-func (p permanent) Unwrap() []error      { return []error{p.err, ErrPermanent} }
-func (p permanent) Is(target error) bool { return target == ErrPermanent }
-
-// Permanent wraps err so that the consumer parks the message instead of
-// retrying it.
-func Permanent(err error) error {
-	if err == nil {
-		return nil
-	}
-	return permanent{err}
-}
-
-// Config configures a Consumer. Zero durations take the defaults.
+// Config configures a Consumer. Zero values take the defaults.
 type Config struct {
 	// Group is the Kafka consumer group and the journal's consumer name.
 	Group string
 	// Topics to consume.
 	Topics []string
-	// Brokers is the Kafka bootstrap address list.
-	Brokers []string
 	// Pool is the service database holding the journal and parked messages.
 	Pool *pgxpool.Pool
 	// Handler applies messages.
 	Handler Handler
+	// Retryable, when set, reports further errors of the handler's domain
+	// that are transient, such as a lost optimistic lock; they are retried
+	// like infrastructure failures, without limit.
+	Retryable func(error) bool
 	// Logger; nil means slog.Default().
 	Logger *slog.Logger
 	// MinBackoff and MaxBackoff bound the wait between attempts of a
 	// failing message (defaults 50ms and 5s).
 	MinBackoff, MaxBackoff time.Duration
-	// MaxAttempts is how many times a message failing with a non-permanent
-	// error is tried before it is parked (default 20). Failures to reach the
-	// database are retried without limit: parking needs the database too.
+	// MaxAttempts is how many times a message failing with an unclassified
+	// error is tried before it is parked (default 20).
 	MaxAttempts int
+	// MaxPollRecords bounds the records taken from the client at once
+	// (default 1000).
+	MaxPollRecords int
+	// QueueLimit is how many records may wait for a partition's worker
+	// before that partition's fetching is paused (default 500).
+	QueueLimit int
+	// CommitInterval is how often handled offsets are committed (default
+	// 500ms); they are also committed on revocation and shutdown.
+	CommitInterval time.Duration
 	// TracerProvider receives the processing spans; nil means the global one.
 	TracerProvider trace.TracerProvider
-	// ClientOpts are extra franz-go options (tests use them).
-	ClientOpts []kgo.Opt
 }
 
 func (c *Config) defaults() {
@@ -133,229 +93,325 @@ func (c *Config) defaults() {
 	if c.MaxAttempts == 0 {
 		c.MaxAttempts = 20
 	}
+	if c.MaxPollRecords == 0 {
+		c.MaxPollRecords = 1000
+	}
+	if c.QueueLimit == 0 {
+		c.QueueLimit = 500
+	}
+	if c.CommitInterval == 0 {
+		c.CommitInterval = 500 * time.Millisecond
+	}
 	if c.TracerProvider == nil {
 		c.TracerProvider = otel.GetTracerProvider()
 	}
 }
 
-// Consumer consumes Config.Topics until its context ends.
+// Consumer consumes Config.Topics with a kgo.Client its caller owns.
 type Consumer struct {
 	cfg    Config
-	client *kgo.Client
 	log    *slog.Logger
 	tracer trace.Tracer
+
+	mu        sync.Mutex
+	cl        *kgo.Client
+	workers   map[topicPartition]*worker
+	handled   map[topicPartition]kgo.EpochOffset // next offset to commit, per owned partition
+	committed map[topicPartition]kgo.EpochOffset // what the group has committed of handled
+	offsets   offsetCheck
+	lost      map[topicPartition]bool // data loss already logged
+
+	commitMu sync.Mutex // one commit at a time
 }
 
-// New creates the Kafka client of a consumer; it does not connect yet.
+type topicPartition struct {
+	topic     string
+	partition int32
+}
+
+// New validates cfg and returns a Consumer. It does no I/O.
 func New(cfg Config) (*Consumer, error) {
 	cfg.defaults()
-	if cfg.Group == "" || len(cfg.Topics) == 0 || len(cfg.Brokers) == 0 || cfg.Pool == nil || cfg.Handler == nil {
-		return nil, errors.New("consumer: Group, Topics, Brokers, Pool and Handler are required")
+	if cfg.Group == "" || len(cfg.Topics) == 0 || cfg.Pool == nil || cfg.Handler == nil {
+		return nil, errors.New("consumer: Group, Topics, Pool and Handler are required")
 	}
-	opts := []kgo.Opt{
-		kgo.SeedBrokers(cfg.Brokers...),
-		kgo.ConsumerGroup(cfg.Group),
-		kgo.ConsumeTopics(cfg.Topics...),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		kgo.AutoCommitMarks(),
-		kgo.AutoCommitInterval(500 * time.Millisecond),
-		kgo.BlockRebalanceOnPoll(),
-		kgo.AllowAutoTopicCreation(),
-		kgo.OnPartitionsRevoked(func(ctx context.Context, cl *kgo.Client, _ map[string][]int32) {
-			if err := cl.CommitMarkedOffsets(ctx); err != nil {
-				cfg.Logger.WarnContext(ctx, "commit offsets on revoke failed", "group", cfg.Group, "err", err)
-			}
-		}),
-	}
-	client, err := kgo.NewClient(append(opts, cfg.ClientOpts...)...)
-	if err != nil {
-		return nil, fmt.Errorf("create kafka consumer %s: %w", cfg.Group, err)
-	}
-	return &Consumer{cfg: cfg, client: client, log: cfg.Logger, tracer: cfg.TracerProvider.Tracer("github.com/sagabox/sagabox/pkg/consumer")}, nil
+	return &Consumer{
+		cfg:       cfg,
+		log:       cfg.Logger.With("group", cfg.Group),
+		tracer:    cfg.TracerProvider.Tracer("github.com/sagabox/sagabox/pkg/consumer"),
+		workers:   map[topicPartition]*worker{},
+		handled:   map[topicPartition]kgo.EpochOffset{},
+		committed: map[topicPartition]kgo.EpochOffset{},
+		offsets:   offsetCheck{ids: map[string]string{}, ends: map[topicPartition]int64{}, reset: map[topicPartition]string{}},
+		lost:      map[topicPartition]bool{},
+	}, nil
 }
 
-// Run polls and handles records until ctx ends, then commits the offsets of
-// the handled records, leaves the group and returns nil. Records in flight
-// when ctx ends are not committed: they are redelivered later and skipped
-// by the journal if their transaction had committed.
-func (c *Consumer) Run(ctx context.Context) error {
+// Opts returns the client options the consumer relies on: its group and
+// topics, manual commits, reset to the earliest offset, and the group
+// callbacks that start and stop the partition workers. Create the client
+// with them plus your own (kgo.SeedBrokers, ...) and pass it to Run; one
+// client serves one Consumer.
+func (c *Consumer) Opts() []kgo.Opt {
+	return []kgo.Opt{
+		kgo.ConsumerGroup(c.cfg.Group),
+		kgo.ConsumeTopics(c.cfg.Topics...),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.DisableAutoCommit(),
+		// Rebalances wait only while a poll's records are handed to the
+		// workers, which never blocks.
+		kgo.BlockRebalanceOnPoll(),
+		kgo.OnPartitionsAssigned(c.assigned),
+		kgo.OnPartitionsRevoked(c.revoked),
+		kgo.OnPartitionsLost(c.lostPartitions),
+		kgo.OnOffsetsFetched(c.offsetsFetched),
+		kgo.AdjustFetchOffsetsFn(c.adjustOffsets),
+	}
+}
+
+// Run consumes until ctx ends, then stops the workers, commits what they
+// handled and returns nil. cl must have been created with Opts; the caller
+// closes it after Run returns (which leaves the group). Records in flight
+// when ctx ends are not committed: they are redelivered later and skipped by
+// the journal if their transaction had committed.
+func (c *Consumer) Run(ctx context.Context, cl *kgo.Client) error {
+	c.mu.Lock()
+	if c.cl != nil {
+		c.mu.Unlock()
+		return errors.New("consumer: Run called twice")
+	}
+	c.cl = cl
+	c.mu.Unlock()
+
+	commitDone := make(chan struct{})
+	commitCtx, stopCommits := context.WithCancel(ctx)
+	go func() {
+		defer close(commitDone)
+		c.commitLoop(commitCtx)
+	}()
 	defer func() {
+		stopCommits()
+		<-commitDone
+		c.stopAll()
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
-		if err := c.client.CommitMarkedOffsets(cctx); err != nil {
-			c.log.WarnContext(cctx, "commit offsets at shutdown failed", "group", c.cfg.Group, "err", err)
+		if err := c.commit(cctx); err != nil {
+			c.log.WarnContext(cctx, "commit offsets at shutdown failed", "err", err)
 		}
-		// Leaving the group is a rebalance, which BlockRebalanceOnPoll holds
-		// back until allowed.
-		c.client.AllowRebalance()
-		c.client.Close()
+		cl.AllowRebalance()
 	}()
+
 	for {
-		fetches := c.client.PollFetches(ctx)
+		fetches := cl.PollRecords(ctx, c.cfg.MaxPollRecords)
 		if ctx.Err() != nil {
 			return nil
+		}
+		if fetches.IsClientClosed() {
+			return errors.New("consumer: kafka client closed")
 		}
 		fetches.EachError(func(topic string, p int32, err error) {
-			c.log.WarnContext(ctx, "kafka fetch error", "topic", topic, "partition", p, "err", err)
+			c.fetchError(ctx, topicPartition{topic, p}, err)
 		})
-		var wg sync.WaitGroup
 		fetches.EachPartition(func(p kgo.FetchTopicPartition) {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for _, r := range p.Records {
-					if !c.process(ctx, r) {
-						return // shutting down
-					}
-					c.client.MarkCommitRecords(r)
-				}
-			}()
-		})
-		wg.Wait()
-		c.client.AllowRebalance()
-	}
-}
-
-// process handles one record until it is applied, skipped as a duplicate or
-// parked. It returns false only when ctx ended first.
-func (c *Consumer) process(ctx context.Context, r *kgo.Record) bool {
-	m, decodeErr := decode(r)
-	ctx, span := c.startSpan(ctx, r, m)
-	defer span.End()
-	log := c.log.With("topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "event_id", m.ID, "event_type", m.EventType)
-
-	if decodeErr != nil {
-		return c.park(ctx, log, span, m, decodeErr)
-	}
-	backoff := c.cfg.MinBackoff
-	for attempt := 1; ; attempt++ {
-		dup, err := c.apply(ctx, m)
-		switch {
-		case err == nil:
-			if dup {
-				log.InfoContext(ctx, "duplicate message skipped")
-				span.SetAttributes(attribute.Bool("messaging.duplicate", true))
+			if len(p.Records) == 0 {
+				return
 			}
-			return true
-		case ctx.Err() != nil:
-			return false
-		case errors.Is(err, ErrPermanent):
-			return c.park(ctx, log, span, m, err)
-		case attempt >= c.cfg.MaxAttempts && !unreachable(err):
-			return c.park(ctx, log, span, m, fmt.Errorf("gave up after %d attempts: %w", attempt, err))
-		}
-		log.WarnContext(ctx, "message failed, retrying", "attempt", attempt, "backoff", backoff, "err", err)
-		span.AddEvent("retry", trace.WithAttributes(attribute.Int("attempt", attempt), attribute.String("error", err.Error())))
-		if !sleep(ctx, jitter(backoff)) {
-			return false
-		}
-		backoff = min(2*backoff, c.cfg.MaxBackoff)
+			c.mu.Lock()
+			w := c.workers[topicPartition{p.Topic, p.Partition}]
+			c.mu.Unlock()
+			if w == nil {
+				return // revoked meanwhile: not marked, so redelivered to the new owner
+			}
+			w.push(p.Records)
+		})
+		cl.AllowRebalance()
 	}
 }
 
-// apply runs journal + handler in one transaction; dup reports a message
-// that was already applied.
-func (c *Consumer) apply(ctx context.Context, m Message) (dup bool, err error) {
-	err = pgx.BeginFunc(ctx, c.cfg.Pool, func(tx pgx.Tx) error {
-		first, err := outbox.MarkConsumed(ctx, tx, c.cfg.Group, m.ID)
-		if err != nil {
-			return err
-		}
-		if !first {
-			dup = true
-			return nil
-		}
-		return c.cfg.Handler(ctx, tx, m)
-	})
-	return dup, err
-}
-
-// park stores the message with its error, retrying until the database takes
-// it (or ctx ends), so that its offset can be committed without losing it.
-func (c *Consumer) park(ctx context.Context, log *slog.Logger, span trace.Span, m Message, cause error) bool {
-	log.ErrorContext(ctx, "message parked", "err", cause)
-	span.RecordError(cause)
-	span.SetStatus(codes.Error, "message parked")
-	const q = `INSERT INTO parkedmessage (consumer, topic, partition, "offset", key, value, headers, error)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-		ON CONFLICT (consumer, topic, partition, "offset") DO NOTHING`
-	headers, _ := json.Marshal(m.Headers)
-	backoff := c.cfg.MinBackoff
-	for {
-		_, err := c.cfg.Pool.Exec(ctx, q, c.cfg.Group, m.Topic, m.Partition, m.Offset, m.Key, m.Value, headers, cause.Error())
-		if err == nil {
-			return true
-		}
-		if ctx.Err() != nil {
-			return false
-		}
-		log.WarnContext(ctx, "parking message failed, retrying", "err", err)
-		if !sleep(ctx, jitter(backoff)) {
-			return false
-		}
-		backoff = min(2*backoff, c.cfg.MaxBackoff)
+// fetchError logs a fetch error. A partition that lost records under the
+// consumer is consumed again from its earliest offset, whatever offset the
+// client chose to resume at: records the broker lost may come back (the
+// relay re-publishes them) below that offset.
+func (c *Consumer) fetchError(ctx context.Context, tp topicPartition, err error) {
+	var loss *kgo.ErrDataLoss
+	if !errors.As(err, &loss) {
+		c.log.WarnContext(ctx, "kafka fetch error", "topic", tp.topic, "partition", tp.partition, "err", err)
+		return
 	}
-}
-
-func (c *Consumer) startSpan(ctx context.Context, r *kgo.Record, m Message) (context.Context, trace.Span) {
-	ctx = otel.GetTextMapPropagator().Extract(ctx, propagation.MapCarrier(m.Headers))
-	return c.tracer.Start(ctx, r.Topic+" process",
-		trace.WithSpanKind(trace.SpanKindConsumer),
-		trace.WithAttributes(
-			attribute.String("messaging.system", "kafka"),
-			attribute.String("messaging.operation.type", "process"),
-			attribute.String("messaging.destination.name", r.Topic),
-			attribute.String("messaging.consumer.group.name", c.cfg.Group),
-			attribute.String("messaging.kafka.message.key", string(r.Key)),
-			attribute.String("messaging.message.id", m.ID.String()),
-			attribute.Int("messaging.destination.partition.id", int(r.Partition)),
-			attribute.Int64("messaging.kafka.offset", r.Offset),
-			attribute.String("event.type", m.EventType),
-		))
-}
-
-// decode reads the headers the relay sets. A record without a valid "id"
-// header cannot be deduplicated and is refused.
-func decode(r *kgo.Record) (Message, error) {
-	m := Message{
-		Topic: r.Topic, Partition: r.Partition, Offset: r.Offset,
-		Key: string(r.Key), Value: r.Value,
-		Headers: make(map[string]string, len(r.Headers)),
+	c.mu.Lock()
+	logged := c.lost[tp]
+	c.lost[tp] = true
+	c.mu.Unlock()
+	if !logged {
+		c.log.WarnContext(ctx, "partition lost records at the broker; consuming it again from the earliest offset (the journal skips what was applied)",
+			"topic", tp.topic, "partition", tp.partition, "consumed_to", loss.ConsumedTo, "reset_to", loss.ResetTo)
 	}
-	for _, h := range r.Headers {
-		m.Headers[h.Key] = string(h.Value)
-	}
-	m.EventType = m.Headers["eventType"]
-	raw, ok := m.Headers["id"]
-	if !ok {
-		return m, errors.New(`record has no "id" header`)
-	}
-	id, err := uuid.Parse(raw)
-	if err != nil {
-		return m, fmt.Errorf(`record header "id" %q is not a UUID: %w`, raw, err)
-	}
-	m.ID = id
-	return m, nil
+	c.cl.SetOffsets(map[string]map[int32]kgo.EpochOffset{tp.topic: {tp.partition: {Epoch: -1, Offset: 0}}})
 }
 
-// unreachable reports errors of getting to the database at all, which no
-// number of attempts makes permanent.
-func unreachable(err error) bool {
-	var connectErr *pgconn.ConnectError
-	return errors.As(err, &connectErr) || pgconn.SafeToRetry(err) || pgconn.Timeout(err)
-}
-
-func jitter(d time.Duration) time.Duration {
-	return d/2 + rand.N(d/2+1)
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
+func (c *Consumer) commitLoop(ctx context.Context) {
+	t := time.NewTicker(c.cfg.CommitInterval)
 	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := c.commit(ctx); err != nil && ctx.Err() == nil {
+			c.log.WarnContext(ctx, "commit offsets failed", "err", err)
+		}
+	}
+}
+
+// handle records that r was applied (or skipped, or parked): its
+// partition's next offset to commit moves past it.
+func (c *Consumer) handle(r *kgo.Record) {
+	c.mu.Lock()
+	c.handled[topicPartition{r.Topic, r.Partition}] = kgo.EpochOffset{Epoch: r.LeaderEpoch, Offset: r.Offset + 1}
+	c.mu.Unlock()
+}
+
+// commit commits the handled offsets that changed since the last commit,
+// each stamped with its topic's id (see offsetCheck).
+func (c *Consumer) commit(ctx context.Context) error {
+	c.commitMu.Lock()
+	defer c.commitMu.Unlock()
+	offsets := map[string]map[int32]kgo.EpochOffset{}
+	c.mu.Lock()
+	for tp, eo := range c.handled {
+		if c.committed[tp] == eo {
+			continue
+		}
+		if offsets[tp.topic] == nil {
+			offsets[tp.topic] = map[int32]kgo.EpochOffset{}
+		}
+		offsets[tp.topic][tp.partition] = eo
+	}
+	c.mu.Unlock()
+	if len(offsets) == 0 {
+		return nil
+	}
+	var err error
+	c.cl.CommitOffsetsSync(kgo.PreCommitFnContext(ctx, c.offsets.stamp), offsets,
+		func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, cerr error) {
+			if cerr != nil {
+				err = cerr
+				return
+			}
+			for _, t := range resp.Topics {
+				for _, p := range t.Partitions {
+					if perr := kerr.ErrorForCode(p.ErrorCode); perr != nil {
+						err = errors.Join(err, fmt.Errorf("%s/%d: %w", t.Topic, p.Partition, perr))
+					}
+				}
+			}
+			if err != nil {
+				return
+			}
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			for topic, ps := range offsets {
+				for p, eo := range ps {
+					c.committed[topicPartition{topic, p}] = eo
+				}
+			}
+		})
+	if err != nil {
+		return fmt.Errorf("commit offsets of group %s: %w", c.cfg.Group, err)
+	}
+	return nil
+}
+
+// forget drops the offsets of partitions this member no longer owns: a
+// later commit must never overwrite the new owner's progress.
+func (c *Consumer) forget(tps map[string][]int32) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for topic, partitions := range tps {
+		for _, p := range partitions {
+			delete(c.handled, topicPartition{topic, p})
+			delete(c.committed, topicPartition{topic, p})
+		}
+	}
+}
+
+// assigned starts a worker per new partition and learns the ids of the
+// assigned topics (needed before the committed offsets are checked).
+func (c *Consumer) assigned(ctx context.Context, cl *kgo.Client, assigned map[string][]int32) {
+	c.offsets.learn(ctx, cl, assigned, c.log)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for topic, partitions := range assigned {
+		for _, p := range partitions {
+			tp := topicPartition{topic, p}
+			if _, ok := c.workers[tp]; ok {
+				continue
+			}
+			w := newWorker(c, cl, tp)
+			c.workers[tp] = w
+			go w.run()
+		}
+	}
+	c.log.InfoContext(ctx, "partitions assigned", "partitions", assigned)
+}
+
+// revoked stops the workers of the revoked partitions, waits for them and
+// commits what they finished, so the new owner starts where they stopped.
+func (c *Consumer) revoked(ctx context.Context, cl *kgo.Client, revoked map[string][]int32) {
+	c.stop(revoked)
+	if err := c.commit(ctx); err != nil {
+		c.log.WarnContext(ctx, "commit offsets on revoke failed", "err", err)
+	}
+	c.forget(revoked)
+	if len(revoked) > 0 {
+		c.log.InfoContext(ctx, "partitions revoked", "partitions", revoked)
+	}
+}
+
+// lostPartitions stops the workers of partitions lost without a clean
+// revoke; nothing can be committed for them any more.
+func (c *Consumer) lostPartitions(ctx context.Context, _ *kgo.Client, lost map[string][]int32) {
+	c.stop(lost)
+	c.forget(lost)
+	if len(lost) > 0 {
+		c.log.WarnContext(ctx, "partitions lost", "partitions", lost)
+	}
+}
+
+func (c *Consumer) stop(tps map[string][]int32) {
+	var ws []*worker
+	c.mu.Lock()
+	for topic, partitions := range tps {
+		for _, p := range partitions {
+			tp := topicPartition{topic, p}
+			if w, ok := c.workers[tp]; ok {
+				ws = append(ws, w)
+				delete(c.workers, tp)
+			}
+		}
+	}
+	c.mu.Unlock()
+	stopWorkers(ws)
+}
+
+func (c *Consumer) stopAll() {
+	c.mu.Lock()
+	ws := make([]*worker, 0, len(c.workers))
+	for tp, w := range c.workers {
+		ws = append(ws, w)
+		delete(c.workers, tp)
+	}
+	c.mu.Unlock()
+	stopWorkers(ws)
+}
+
+func stopWorkers(ws []*worker) {
+	for _, w := range ws {
+		w.cancel()
+	}
+	for _, w := range ws {
+		<-w.done
+		w.unpause()
 	}
 }

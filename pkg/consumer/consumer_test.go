@@ -3,19 +3,24 @@ package consumer_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/sagabox/sagabox/internal/pgcluster"
 	"github.com/sagabox/sagabox/internal/testenv"
 	"github.com/sagabox/sagabox/migrations"
 	"github.com/sagabox/sagabox/pkg/consumer"
@@ -23,58 +28,98 @@ import (
 
 func TestMain(m *testing.M) { testenv.Main(m) }
 
-const topic = "things"
+const (
+	topic = "things"
+	group = "test-group"
+)
 
+// fixture is a database, a broker with topic (4 partitions) and the values
+// the handlers applied.
 type fixture struct {
+	t       *testing.T
 	pool    *pgxpool.Pool
 	brokers []string
 	mu      sync.Mutex
 	applied []string // values whose handler transaction committed
 }
 
-func setup(t *testing.T, maxAttempts int, handler func(f *fixture) consumer.Handler) *fixture {
+func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	addr, _ := testenv.Kafka(t)
-	f := &fixture{pool: testenv.Pool(t, testenv.Database(t, migrations.Payment())), brokers: []string{addr}}
-	c, err := consumer.New(consumer.Config{
-		Group: "test-group", Topics: []string{topic}, Brokers: f.brokers, Pool: f.pool,
-		Handler: handler(f), Logger: slog.New(slog.DiscardHandler),
-		MinBackoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond, MaxAttempts: maxAttempts,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
+	f := &fixture{t: t, pool: testenv.Pool(t, testenv.Database(t, migrations.Payment())), brokers: []string{addr}}
+	f.createTopic()
 	return f
 }
 
-// recording is a handler that notes every message it is given.
-func recording(f *fixture) consumer.Handler {
-	return func(ctx context.Context, tx pgx.Tx, m consumer.Message) error {
-		f.mu.Lock()
-		defer f.mu.Unlock()
-		f.applied = append(f.applied, string(m.Value))
-		return nil
+func (f *fixture) createTopic() {
+	f.t.Helper()
+	cl := f.client()
+	defer cl.Close()
+	if _, err := kadm.NewClient(cl).CreateTopic(context.Background(), 4, -1, nil, topic); err != nil {
+		f.t.Fatal(err)
 	}
 }
 
-func (f *fixture) produce(t *testing.T, recs ...*kgo.Record) {
-	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(f.brokers...), kgo.AllowAutoTopicCreation(), kgo.DefaultProduceTopic(topic))
+func (f *fixture) client(opts ...kgo.Opt) *kgo.Client {
+	f.t.Helper()
+	cl, err := kgo.NewClient(append(opts, kgo.SeedBrokers(f.brokers...))...)
 	if err != nil {
-		t.Fatal(err)
+		f.t.Fatal(err)
 	}
+	return cl
+}
+
+// start runs a consumer of group with cfg's handler settings until the test
+// ends or the returned stop is called.
+func (f *fixture) start(cfg consumer.Config) (stop func()) {
+	f.t.Helper()
+	if cfg.Group == "" {
+		cfg.Group = group
+	}
+	cfg.Topics = []string{topic}
+	cfg.Pool = f.pool
+	cfg.Logger = slog.New(slog.DiscardHandler)
+	if cfg.MinBackoff == 0 {
+		cfg.MinBackoff, cfg.MaxBackoff = time.Millisecond, 10*time.Millisecond
+	}
+	cfg.CommitInterval = 50 * time.Millisecond
+	c, err := consumer.New(cfg)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	cl := f.client(c.Opts()...)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx, cl) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				f.t.Errorf("Run: %v", err)
+			}
+			cl.Close()
+		})
+	}
+	f.t.Cleanup(stop)
+	return stop
+}
+
+// recording notes every message it is given.
+func (f *fixture) recording(ctx context.Context, tx pgx.Tx, m consumer.Message) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.applied = append(f.applied, string(m.Value))
+	return nil
+}
+
+// produce writes recs to topic (partition 0 unless a record says otherwise).
+func (f *fixture) produce(recs ...*kgo.Record) {
+	f.t.Helper()
+	cl := f.client(kgo.DefaultProduceTopic(topic), kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	defer cl.Close()
 	if err := cl.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
-		t.Fatal(err)
+		f.t.Fatal(err)
 	}
 }
 
@@ -86,20 +131,26 @@ func rec(id, value string) *kgo.Record {
 	return r
 }
 
+func onPartition(p int32, r *kgo.Record) *kgo.Record { r.Partition = p; return r }
+
 func (f *fixture) values() []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return append([]string(nil), f.applied...)
 }
 
-func (f *fixture) committedOffset(t *testing.T) int64 {
-	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(f.brokers...))
-	if err != nil {
-		t.Fatal(err)
-	}
+func (f *fixture) sortedValues() []string {
+	v := f.values()
+	slices.Sort(v)
+	return v
+}
+
+// committed returns the sum of group's committed offsets over topic.
+func (f *fixture) committed(group string) int64 {
+	f.t.Helper()
+	cl := f.client()
 	defer cl.Close()
-	offs, err := kadm.NewClient(cl).FetchOffsets(context.Background(), "test-group")
+	offs, err := kadm.NewClient(cl).FetchOffsets(context.Background(), group)
 	if err != nil {
 		return -1
 	}
@@ -108,48 +159,64 @@ func (f *fixture) committedOffset(t *testing.T) int64 {
 	return total
 }
 
-func (f *fixture) parked(t *testing.T) []string {
-	t.Helper()
+func (f *fixture) parked() []string {
+	f.t.Helper()
 	rows, err := f.pool.Query(context.Background(), `SELECT error FROM parkedmessage ORDER BY id`)
 	if err != nil {
-		t.Fatal(err)
+		f.t.Fatal(err)
 	}
 	errs, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	if err != nil {
-		t.Fatal(err)
+		f.t.Fatal(err)
 	}
 	return errs
 }
 
 func TestRedeliveredMessageIsAppliedOnce(t *testing.T) {
 	t.Parallel()
-	f := setup(t, 5, recording)
+	f := newFixture(t)
+	f.start(consumer.Config{Handler: f.recording})
 	id := uuid.NewString()
-	f.produce(t, rec(id, "a"), rec(id, "a"), rec(uuid.NewString(), "b"))
-	testenv.Eventually(t, 20*time.Second, func() bool { return f.committedOffset(t) == 3 }, "offsets not committed")
-	if got := f.values(); len(got) != 2 || got[0] != "a" || got[1] != "b" {
-		t.Errorf("applied %v, want [a b]", got)
+	f.produce(rec(id, "a"), rec(id, "a"), rec(uuid.NewString(), "b"))
+	testenv.Eventually(t, 20*time.Second, func() bool { return f.committed(group) == 3 }, "offsets not committed")
+	if diff := cmp.Diff([]string{"a", "b"}, f.values()); diff != "" {
+		t.Errorf("applied (-want +got):\n%s", diff)
+	}
+}
+
+// The journal is keyed by (consumer, event id): a second consumer of the
+// same message in the same database applies it too, once.
+func TestJournalIsPerConsumer(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.start(consumer.Config{Group: "first", Handler: f.recording})
+	f.start(consumer.Config{Group: "second", Handler: f.recording})
+	id := uuid.NewString()
+	f.produce(rec(id, "x"), rec(id, "x"))
+	testenv.Eventually(t, 20*time.Second, func() bool { return f.committed("first") == 2 && f.committed("second") == 2 },
+		"offsets not committed")
+	if diff := cmp.Diff([]string{"x", "x"}, f.values()); diff != "" {
+		t.Errorf("applied (-want +got):\n%s", diff)
 	}
 }
 
 func TestBadMessagesAreParkedNotDropped(t *testing.T) {
 	t.Parallel()
-	f := setup(t, 5, func(f *fixture) consumer.Handler {
-		return func(ctx context.Context, tx pgx.Tx, m consumer.Message) error {
-			switch string(m.Value) {
-			case "poison":
-				return consumer.Permanent(errors.New("cannot decode poison"))
-			case "flaky-forever":
-				return errors.New("still failing")
-			}
-			return recording(f)(ctx, tx, m)
+	f := newFixture(t)
+	f.start(consumer.Config{MaxAttempts: 5, Handler: func(ctx context.Context, tx pgx.Tx, m consumer.Message) error {
+		switch string(m.Value) {
+		case "poison":
+			return consumer.Permanent(errors.New("cannot decode poison"))
+		case "flaky-forever":
+			return errors.New("still failing")
 		}
-	})
-	f.produce(t, rec("", "no id"), rec("not-a-uuid", "bad id"), rec(uuid.NewString(), "poison"),
+		return f.recording(ctx, tx, m)
+	}})
+	f.produce(rec("", "no id"), rec("not-a-uuid", "bad id"), rec(uuid.NewString(), "poison"),
 		rec(uuid.NewString(), "flaky-forever"), rec(uuid.NewString(), "good"))
-	testenv.Eventually(t, 20*time.Second, func() bool { return len(f.values()) == 1 && f.committedOffset(t) == 5 },
+	testenv.Eventually(t, 20*time.Second, func() bool { return len(f.values()) == 1 && f.committed(group) == 5 },
 		"good message not applied after the bad ones")
-	parked := f.parked(t)
+	parked := f.parked()
 	if len(parked) != 4 {
 		t.Fatalf("parked %d messages, want 4: %q", len(parked), parked)
 	}
@@ -172,30 +239,298 @@ func TestBadMessagesAreParkedNotDropped(t *testing.T) {
 // message is not committed: a crash now would redeliver it.
 func TestTransientFailureRetriedAndOffsetHeldBack(t *testing.T) {
 	t.Parallel()
+	f := newFixture(t)
 	release := make(chan struct{})
 	var slowAttempts atomic.Int32
-	f := setup(t, 1000, func(f *fixture) consumer.Handler {
-		return func(ctx context.Context, tx pgx.Tx, m consumer.Message) error {
-			if string(m.Value) == "slow" {
-				slowAttempts.Add(1)
-				select {
-				case <-release:
-				default:
-					return errors.New("database hiccup")
-				}
+	f.start(consumer.Config{MaxAttempts: 1000, Handler: func(ctx context.Context, tx pgx.Tx, m consumer.Message) error {
+		if string(m.Value) == "slow" {
+			slowAttempts.Add(1)
+			select {
+			case <-release:
+			default:
+				return errors.New("database hiccup")
 			}
-			return recording(f)(ctx, tx, m)
 		}
-	})
-	f.produce(t, rec(uuid.NewString(), "first"), rec(uuid.NewString(), "slow"))
-	testenv.Eventually(t, 20*time.Second, func() bool { return slowAttempts.Load() >= 3 },
+		return f.recording(ctx, tx, m)
+	}})
+	f.produce(rec(uuid.NewString(), "first"), rec(uuid.NewString(), "slow"))
+	testenv.Eventually(t, 20*time.Second, func() bool { return slowAttempts.Load() >= 3 && f.committed(group) == 1 },
 		"slow message not retried")
-	if got := f.committedOffset(t); got > 1 {
+	// Retries go on; the first record's offset is committed, the failing one's is not.
+	n := slowAttempts.Load()
+	testenv.Eventually(t, 20*time.Second, func() bool { return slowAttempts.Load() > n+2 }, "retries stopped")
+	if got := f.committed(group); got != 1 {
 		t.Fatalf("committed offset %d while the second message is still failing", got)
 	}
 	close(release)
-	testenv.Eventually(t, 20*time.Second, func() bool { return f.committedOffset(t) == 2 }, "offset not committed after success")
-	if got := f.values(); len(got) != 2 || got[1] != "slow" {
-		t.Errorf("applied %v", got)
+	testenv.Eventually(t, 20*time.Second, func() bool { return f.committed(group) == 2 }, "offset not committed after success")
+	if diff := cmp.Diff([]string{"first", "slow"}, f.values()); diff != "" {
+		t.Errorf("applied (-want +got):\n%s", diff)
+	}
+}
+
+// A record in retry holds back its own partition only: records of the other
+// partitions are applied meanwhile, and records behind it on its partition
+// wait, in order.
+func TestRetryHoldsBackOnlyItsPartition(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	release := make(chan struct{})
+	var stuck atomic.Bool
+	f.start(consumer.Config{MaxAttempts: 1 << 30, Handler: func(ctx context.Context, tx pgx.Tx, m consumer.Message) error {
+		if string(m.Value) == "p0-stuck" {
+			stuck.Store(true)
+			select {
+			case <-release:
+			default:
+				return errors.New("not yet")
+			}
+		}
+		return f.recording(ctx, tx, m)
+	}})
+	f.produce(onPartition(0, rec(uuid.NewString(), "p0-stuck")), onPartition(0, rec(uuid.NewString(), "p0-after")))
+	testenv.Eventually(t, 20*time.Second, stuck.Load, "stuck record never tried")
+	var want []string
+	for p := int32(1); p < 4; p++ {
+		for i := range 3 {
+			v := string(rune('a'+p)) + string(rune('0'+i))
+			want = append(want, v)
+			f.produce(onPartition(p, rec(uuid.NewString(), v)))
+		}
+	}
+	testenv.Eventually(t, 20*time.Second, func() bool { return len(f.values()) == len(want) },
+		"other partitions stalled behind the stuck one: applied %v", f.values())
+	if slices.Contains(f.values(), "p0-after") {
+		t.Fatal("a record behind the stuck one on its partition was applied before it")
+	}
+	close(release)
+	testenv.Eventually(t, 20*time.Second, func() bool { return len(f.values()) == len(want)+2 }, "partition 0 never resumed")
+	got := f.values()
+	if i, j := slices.Index(got, "p0-stuck"), slices.Index(got, "p0-after"); i > j {
+		t.Errorf("partition 0 applied out of order: %v", got)
+	}
+}
+
+// A record in endless retry does not block a rebalance: a second member
+// joins, gets partitions and applies their records, and the record in retry
+// is applied exactly once in the end.
+func TestRetryDoesNotBlockRebalance(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	release := make(chan struct{})
+	var tries atomic.Int32
+	handler := func(ctx context.Context, tx pgx.Tx, m consumer.Message) error {
+		if string(m.Value) == "stuck" {
+			tries.Add(1)
+			select {
+			case <-release:
+			default:
+				return errors.New("not yet")
+			}
+		}
+		return f.recording(ctx, tx, m)
+	}
+	f.start(consumer.Config{MaxAttempts: 1 << 30, Handler: handler})
+	f.produce(onPartition(0, rec(uuid.NewString(), "stuck")))
+	testenv.Eventually(t, 20*time.Second, func() bool { return tries.Load() > 0 }, "stuck record never tried")
+
+	f.start(consumer.Config{MaxAttempts: 1 << 30, Handler: handler})
+	// Records on every partition: the second member must get some of them
+	// while the first is stuck on partition 0.
+	var want []string
+	for p := int32(1); p < 4; p++ {
+		v := "p" + string(rune('0'+p))
+		want = append(want, v)
+		f.produce(onPartition(p, rec(uuid.NewString(), v)))
+	}
+	testenv.Eventually(t, 30*time.Second, func() bool { return len(f.values()) == len(want) },
+		"rebalance blocked: applied %v", f.values())
+	close(release)
+	testenv.Eventually(t, 30*time.Second, func() bool { return f.committed(group) == 4 }, "stuck record never committed")
+	if diff := cmp.Diff(append(want, "stuck"), f.sortedValues()); diff != "" {
+		t.Errorf("applied (-want +got):\n%s", diff)
+	}
+}
+
+// A committed offset beyond the log end (the broker lost records the group
+// had consumed) makes the consumer read the partition from its start.
+func TestCommittedOffsetBeyondLogEndRereadsFromStart(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	for _, v := range []string{"r0", "r1", "r2"} {
+		f.produce(rec(uuid.NewString(), v))
+	}
+	// Stamped with the topic's own id: only the offset itself is wrong.
+	f.commit(group, 0, 100, f.topicID())
+	f.start(consumer.Config{Handler: f.recording})
+	testenv.Eventually(t, 20*time.Second, func() bool { return len(f.values()) == 3 }, "records below a lost offset never read: %v", f.values())
+	if diff := cmp.Diff([]string{"r0", "r1", "r2"}, f.values()); diff != "" {
+		t.Errorf("applied (-want +got):\n%s", diff)
+	}
+}
+
+// A committed offset inside the log but stamped with another topic id (the
+// topic was created again since) is not trusted; one stamped with the
+// topic's own id is.
+func TestCommittedOffsetOfAnotherTopicIncarnationIsNotTrusted(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name     string
+		metadata func(id string) string
+		want     []string
+	}{
+		{"other id", func(string) string { return "00000000000000000000000000000000" }, []string{"r0", "r1", "r2", "r3"}},
+		{"no id", func(string) string { return "" }, []string{"r0", "r1", "r2", "r3"}},
+		{"own id", func(id string) string { return id }, []string{"r2", "r3"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t)
+			for _, v := range []string{"r0", "r1", "r2", "r3"} {
+				f.produce(rec(uuid.NewString(), v))
+			}
+			f.commit(group, 0, 2, tc.metadata(f.topicID()))
+			f.start(consumer.Config{Handler: f.recording})
+			testenv.Eventually(t, 20*time.Second, func() bool { return f.committed(group) == 4 }, "not consumed to the end")
+			if diff := cmp.Diff(tc.want, f.values()); diff != "" {
+				t.Errorf("applied (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// The consumer stamps its commits with the topic id, so that a restarted
+// consumer trusts its own commits.
+func TestCommitsCarryTheTopicID(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	stop := f.start(consumer.Config{Handler: f.recording})
+	f.produce(rec(uuid.NewString(), "a"))
+	testenv.Eventually(t, 20*time.Second, func() bool { return f.committed(group) == 1 }, "not committed")
+	stop()
+	cl := f.client()
+	defer cl.Close()
+	offs, err := kadm.NewClient(cl).FetchOffsets(context.Background(), group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, _ := offs.Lookup(topic, 0)
+	if o.Metadata != f.topicID() {
+		t.Errorf("commit metadata = %q, want the topic id %q", o.Metadata, f.topicID())
+	}
+	f.start(consumer.Config{Handler: f.recording})
+	f.produce(rec(uuid.NewString(), "b"))
+	testenv.Eventually(t, 20*time.Second, func() bool { return f.committed(group) == 2 }, "not committed")
+	if diff := cmp.Diff([]string{"a", "b"}, f.values()); diff != "" {
+		t.Errorf("applied (-want +got):\n%s", diff)
+	}
+}
+
+func (f *fixture) topicID() string {
+	f.t.Helper()
+	cl := f.client()
+	defer cl.Close()
+	md, err := kadm.NewClient(cl).Metadata(context.Background(), topic)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return md.Topics[topic].ID.String()
+}
+
+// commit sets group's committed offset of topic/partition with metadata, as
+// an earlier member would have left it.
+func (f *fixture) commit(group string, partition int32, offset int64, metadata string) {
+	f.t.Helper()
+	cl := f.client()
+	defer cl.Close()
+	var os kadm.Offsets
+	os.Add(kadm.Offset{Topic: topic, Partition: partition, At: offset, LeaderEpoch: -1, Metadata: metadata})
+	resp, err := kadm.NewClient(cl).CommitOffsets(context.Background(), group, os)
+	if err == nil {
+		err = resp.Error()
+	}
+	if err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+// syncBuffer collects log output written from several goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) count(substr string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return strings.Count(s.b.String(), substr)
+}
+
+// Postgres itself goes down (its processes quit at once) while messages
+// wait: they are retried for as long as it is down, far beyond MaxAttempts,
+// never parked, and applied once it is back.
+func TestDatabaseOutageIsRetriedNotParked(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	port, err := pgcluster.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pgcfg := pgcluster.Config{Dir: filepath.Join(t.TempDir(), "pg"), Port: port, Logger: slog.New(slog.DiscardHandler)}
+	pg, err := pgcluster.Start(ctx, pgcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = pgcluster.StopDir(context.Background(), pgcfg.Dir) })
+	if err := pg.EnsureDatabase(ctx, "journal", "journaluser", "pw"); err != nil {
+		t.Fatal(err)
+	}
+	dbURL := fmt.Sprintf("postgres://journaluser:pw@127.0.0.1:%d/journal?sslmode=disable", port)
+	pool := testenv.Pool(t, dbURL)
+	if err := migrations.Up(ctx, pool, migrations.Payment()); err != nil {
+		t.Fatal(err)
+	}
+	addr, _ := testenv.Kafka(t)
+	f := &fixture{t: t, pool: pool, brokers: []string{addr}}
+	var logs syncBuffer
+	c, err := consumer.New(consumer.Config{
+		Group: group, Topics: []string{topic}, Pool: pool, Handler: f.recording,
+		Logger:     slog.New(slog.NewTextHandler(&logs, nil)),
+		MinBackoff: 5 * time.Millisecond, MaxBackoff: 20 * time.Millisecond, MaxAttempts: 2,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.createTopic()
+	cl := f.client(c.Opts()...)
+	defer cl.Close()
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- c.Run(runCtx, cl) }()
+	defer func() { cancel(); <-done }()
+
+	f.produce(rec(uuid.NewString(), "before"))
+	testenv.Eventually(t, 20*time.Second, func() bool { return len(f.values()) == 1 }, "first message not applied")
+	if err := pg.Crash(ctx); err != nil {
+		t.Fatal(err)
+	}
+	f.produce(rec(uuid.NewString(), "during"))
+	testenv.Eventually(t, 30*time.Second, func() bool { return logs.count("message failed, retrying") >= 10 },
+		"no retries logged while the database is down")
+	if _, err := pgcluster.Start(ctx, pgcfg); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 30*time.Second, func() bool { return len(f.values()) == 2 }, "message not applied after the database came back")
+	if parked := f.parked(); len(parked) != 0 {
+		t.Errorf("parked during a database outage: %q", parked)
+	}
+	if diff := cmp.Diff([]string{"before", "during"}, f.values()); diff != "" {
+		t.Errorf("applied (-want +got):\n%s", diff)
 	}
 }

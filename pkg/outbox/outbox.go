@@ -65,12 +65,13 @@ func Write(ctx context.Context, tx pgx.Tx, events ...Event) error {
 }
 
 // MarkConsumed records in tx that the message eventID has been processed by
-// consumer. It reports false when the message was already recorded: the
-// caller must then skip its effect. Because the record commits with the
+// consumer. It reports false when consumer already recorded it: the caller
+// must then skip its effect. The journal is keyed by (consumer, event id), so
+// two consumers of one message in the same database each apply it once. Because the record commits with the
 // effect, a redelivered message is applied at most once; a concurrent
 // duplicate blocks on the primary key until the first transaction ends.
 func MarkConsumed(ctx context.Context, tx pgx.Tx, consumer string, eventID uuid.UUID) (first bool, err error) {
-	const q = `INSERT INTO consumedmessage (event_id, consumer) VALUES ($1, $2) ON CONFLICT (event_id) DO NOTHING`
+	const q = `INSERT INTO consumedmessage (event_id, consumer) VALUES ($1, $2) ON CONFLICT (consumer, event_id) DO NOTHING`
 	tag, err := tx.Exec(ctx, q, eventID, consumer)
 	if err != nil {
 		return false, fmt.Errorf("journal message %s: %w", eventID, err)

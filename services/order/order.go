@@ -14,6 +14,7 @@ import (
 	"github.com/sagabox/sagabox/internal/platform"
 	"github.com/sagabox/sagabox/migrations"
 	"github.com/sagabox/sagabox/pkg/consumer"
+	"github.com/sagabox/sagabox/pkg/saga"
 	"github.com/sagabox/sagabox/services/order/internal/app"
 	"github.com/sagabox/sagabox/services/order/internal/httpapi"
 )
@@ -32,6 +33,9 @@ func Service() platform.Service {
 		Defaults:   Defaults,
 		Migrations: migrations.Order(),
 		Topics:     app.ReplyTopics(),
+		// A lost optimistic lock means another reply of the saga won: the
+		// message is retried with the fresh state, without limit.
+		Retryable: saga.IsRetryable,
 		Build: func(pool *pgxpool.Pool, log *slog.Logger, health http.Handler) (consumer.Handler, http.Handler, error) {
 			a, err := app.New(pool, log)
 			if err != nil {
