@@ -13,19 +13,19 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/sagabox/sagabox/internal/platform"
-	"github.com/sagabox/sagabox/pkg/outbox"
+	"github.com/sagabox/sagabox/pkg/relay"
 )
 
-// relay runs one outbox relay per connector file, standalone: what Debezium
+// runRelay runs one outbox relay per connector file, standalone: what Debezium
 // does in the Docker setup. RELAY_DATABASE_HOST / _PORT override the
 // connectors' database.hostname / port (which name Docker hosts).
-func relay(ctx context.Context, getenv func(string) string, stdout io.Writer) error {
+func runRelay(ctx context.Context, getenv func(string) string, stdout io.Writer) error {
 	dir := envOr(getenv, "CONNECTORS_DIR", "debezium/connectors")
 	brokers := strings.Split(envOr(getenv, "KAFKA_BROKERS", "localhost:9092"), ",")
 	host := envOr(getenv, "RELAY_DATABASE_HOST", "127.0.0.1")
 	port := envOr(getenv, "RELAY_DATABASE_PORT", "54320")
 	log := slog.New(slog.NewJSONHandler(stdout, nil)).With("service", "relay")
-	connectors, err := outbox.LoadConnectors(dir)
+	connectors, err := relay.LoadConnectors(dir)
 	if err != nil {
 		return err
 	}
@@ -47,7 +47,7 @@ func relay(ctx context.Context, getenv func(string) string, stdout io.Writer) er
 			return fmt.Errorf("connector %s: %w", c.Name, err)
 		}
 		u.Host = host + ":" + port
-		r, err := outbox.NewRelay(outbox.RelayConfig{Connector: c, ConnString: u.String(), Kafka: producer, Logger: log, TracerProvider: tp})
+		r, err := relay.NewRelay(relay.RelayConfig{Connector: c, ConnString: u.String(), Kafka: producer, Logger: log, TracerProvider: tp})
 		if err != nil {
 			return fmt.Errorf("connector %s: %w", c.Name, err)
 		}

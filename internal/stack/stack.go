@@ -23,7 +23,7 @@ import (
 	"github.com/sagabox/sagabox/internal/platform"
 
 	"github.com/sagabox/sagabox/migrations"
-	"github.com/sagabox/sagabox/pkg/outbox"
+	"github.com/sagabox/sagabox/pkg/relay"
 	"github.com/sagabox/sagabox/services/customer"
 	"github.com/sagabox/sagabox/services/order"
 	"github.com/sagabox/sagabox/services/payment"
@@ -109,7 +109,7 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 			return nil, fmt.Errorf("migrate %s: %w", svc.Database, err)
 		}
 	}
-	connectors, err := outbox.LoadConnectors(cfg.ConnectorsDir)
+	connectors, err := relay.LoadConnectors(cfg.ConnectorsDir)
 	if err != nil {
 		return nil, err
 	}
@@ -151,7 +151,7 @@ func migrate(ctx context.Context, dbURL string, fsys fs.FS) error {
 // startRelay sets the relay of connector c up and supervises it: a relay
 // that fails (Kafka or Postgres gone) is restarted from its slot's
 // confirmed position after a backoff.
-func (s *Stack) startRelay(ctx context.Context, c outbox.Connector) error {
+func (s *Stack) startRelay(ctx context.Context, c relay.Connector) error {
 	dbURL, ok := s.cfg.DatabaseURLs[c.DBName]
 	if !ok {
 		return fmt.Errorf("connector %s: no database URL for %s", c.Name, c.DBName)
@@ -170,13 +170,13 @@ func (s *Stack) startRelay(ctx context.Context, c outbox.Connector) error {
 	}
 	s.relays = append(s.relays, producer)
 	log := s.log
-	relay, err := outbox.NewRelay(outbox.RelayConfig{
+	r, err := relay.NewRelay(relay.RelayConfig{
 		Connector: c, ConnString: dbURL, Kafka: producer, Logger: log, TracerProvider: s.relayTP,
 	})
 	if err != nil {
 		return fmt.Errorf("connector %s: %w", c.Name, err)
 	}
-	if err := relay.Setup(ctx); err != nil {
+	if err := r.Setup(ctx); err != nil {
 		return fmt.Errorf("connector %s: %w", c.Name, err)
 	}
 	s.wg.Add(1)
@@ -184,7 +184,7 @@ func (s *Stack) startRelay(ctx context.Context, c outbox.Connector) error {
 		defer s.wg.Done()
 		backoff := 100 * time.Millisecond
 		for {
-			err := relay.Run(s.ctx)
+			err := r.Run(s.ctx)
 			if s.ctx.Err() != nil {
 				return
 			}

@@ -1,10 +1,9 @@
-package outbox
+package relay
 
 import (
 	"context"
 
 	"github.com/twmb/franz-go/pkg/kgo"
-	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
@@ -52,12 +51,12 @@ func startPublish(tp trace.TracerProvider, connector string, kr *kgo.Record) tra
 	if tp == nil || carrier.Get("traceparent") == "" {
 		return nil
 	}
-	prop := otel.GetTextMapPropagator()
+	prop := propagation.TraceContext{}
 	ctx := prop.Extract(context.Background(), carrier)
 	if !trace.SpanContextFromContext(ctx).IsValid() {
 		return nil
 	}
-	ctx, span := tp.Tracer("github.com/sagabox/sagabox/pkg/outbox").Start(ctx, kr.Topic+" publish",
+	ctx, span := tp.Tracer("github.com/sagabox/sagabox/pkg/relay").Start(ctx, kr.Topic+" publish",
 		trace.WithSpanKind(trace.SpanKindProducer),
 		trace.WithAttributes(
 			attribute.String("messaging.system", "kafka"),

@@ -1,4 +1,4 @@
-package outbox_test
+package relay_test
 
 import (
 	"os"
@@ -9,17 +9,17 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
-	"github.com/sagabox/sagabox/pkg/outbox"
+	"github.com/sagabox/sagabox/pkg/relay"
 )
 
 const connectorsDir = "../../debezium/connectors"
 
 func str(s string) *string { return &s }
 
-var outboxTable = outbox.Table{Schema: "public", Name: "outboxevent"}
+var outboxTable = relay.Table{Schema: "public", Name: "outboxevent"}
 
-func outboxRow() outbox.Row {
-	return outbox.Row{
+func outboxRow() relay.Row {
+	return relay.Row{
 		"id":            str("8f5bd1c4-0a5e-4f43-9a57-3d3cf1f3b1d2"),
 		"aggregatetype": str("credit-approval"),
 		"aggregateid":   str("saga-1"),
@@ -33,7 +33,7 @@ func outboxRow() outbox.Row {
 
 func TestLoadConnectors(t *testing.T) {
 	t.Parallel()
-	cs, err := outbox.LoadConnectors(connectorsDir)
+	cs, err := relay.LoadConnectors(connectorsDir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,31 +44,31 @@ func TestLoadConnectors(t *testing.T) {
 	if diff := cmp.Diff([]string{"customer-outbox", "order-outbox", "order-sagastate", "payment-outbox"}, names); diff != "" {
 		t.Errorf("names (-want +got):\n%s", diff)
 	}
-	wantOrder := outbox.Connector{
+	wantOrder := relay.Connector{
 		Name: "order-outbox", Host: "postgres", Port: 5432, User: "orderuser", Password: "orderpw", DBName: "orderdb",
 		SlotName: "order_outbox", PublicationName: "order_outbox", Tables: []string{"public.outboxevent"},
-		TopicPrefix: "order", Transform: outbox.TransformEventRouter,
-		EventRouter: outbox.EventRouter{
+		TopicPrefix: "order", Transform: relay.TransformEventRouter,
+		EventRouter: relay.EventRouter{
 			RouteByField: "aggregatetype", RouteTopicRegex: "(?P<routedByValue>.*)",
 			RouteTopicReplacement: "${routedByValue}.request",
 			FieldEventID:          "id", FieldEventKey: "aggregateid", FieldEventPayload: "payload",
-			Headers: []outbox.Placement{
+			Headers: []relay.Placement{
 				{Column: "type", Header: "eventType"},
 				{Column: "traceparent", Header: "traceparent"},
 				{Column: "tracestate", Header: "tracestate"},
 			},
-			OnInvalidOp: outbox.InvalidOpWarn,
+			OnInvalidOp: relay.InvalidOpWarn,
 		},
 	}
-	if diff := cmp.Diff(wantOrder, cs[1], cmpopts.IgnoreUnexported(outbox.EventRouter{})); diff != "" {
+	if diff := cmp.Diff(wantOrder, cs[1], cmpopts.IgnoreUnexported(relay.EventRouter{})); diff != "" {
 		t.Errorf("order-outbox (-want +got):\n%s", diff)
 	}
-	wantSaga := outbox.Connector{
+	wantSaga := relay.Connector{
 		Name: "order-sagastate", Host: "postgres", Port: 5432, User: "orderuser", Password: "orderpw", DBName: "orderdb",
 		SlotName: "order_sagastate", PublicationName: "order_sagastate", Tables: []string{"public.sagastate"},
-		TopicPrefix: "sagas", Transform: outbox.TransformExtractNewRecordState,
+		TopicPrefix: "sagas", Transform: relay.TransformExtractNewRecordState,
 	}
-	if diff := cmp.Diff(wantSaga, cs[2], cmpopts.IgnoreUnexported(outbox.EventRouter{})); diff != "" {
+	if diff := cmp.Diff(wantSaga, cs[2], cmpopts.IgnoreUnexported(relay.EventRouter{})); diff != "" {
 		t.Errorf("order-sagastate (-want +got):\n%s", diff)
 	}
 	if got, want := cs[1].ConnString(), "postgres://orderuser:orderpw@postgres:5432/orderdb?sslmode=disable"; got != want {
@@ -88,7 +88,7 @@ func TestRouteOutboxConnectors(t *testing.T) {
 	} {
 		t.Run(tc.connector, func(t *testing.T) {
 			t.Parallel()
-			c, err := outbox.LoadConnector(filepath.Join(connectorsDir, tc.connector+".json"))
+			c, err := relay.LoadConnector(filepath.Join(connectorsDir, tc.connector+".json"))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -96,11 +96,11 @@ func TestRouteOutboxConnectors(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			want := outbox.Record{
+			want := relay.Record{
 				Topic: tc.topic,
 				Key:   []byte("saga-1"),
 				Value: []byte(`{"amount": 10}`),
-				Headers: []outbox.Header{
+				Headers: []relay.Header{
 					{Key: "id", Value: []byte("8f5bd1c4-0a5e-4f43-9a57-3d3cf1f3b1d2")},
 					{Key: "eventType", Value: []byte("REQUEST")},
 					{Key: "traceparent", Value: []byte("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")},
@@ -156,13 +156,13 @@ func TestRouteEventRouterOptions(t *testing.T) {
 	t.Parallel()
 	for name, tc := range map[string]struct {
 		opts map[string]string
-		row  func(outbox.Row)
-		want outbox.Record
+		row  func(relay.Row)
+		want relay.Record
 	}{
 		"defaults": {
-			want: outbox.Record{
+			want: relay.Record{
 				Topic: "outbox.event.credit-approval", Key: []byte("saga-1"), Value: []byte(`{"amount": 10}`),
-				Headers: []outbox.Header{{Key: "id", Value: []byte("8f5bd1c4-0a5e-4f43-9a57-3d3cf1f3b1d2")}},
+				Headers: []relay.Header{{Key: "id", Value: []byte("8f5bd1c4-0a5e-4f43-9a57-3d3cf1f3b1d2")}},
 			},
 		},
 		"custom regex and replacement": {
@@ -170,9 +170,9 @@ func TestRouteEventRouterOptions(t *testing.T) {
 				"transforms.outbox.route.topic.regex":       `(?<kind>[a-z]+)-(?<rest>.*)`,
 				"transforms.outbox.route.topic.replacement": `events.${rest}.$1`,
 			},
-			want: outbox.Record{
+			want: relay.Record{
 				Topic: "events.approval.credit", Key: []byte("saga-1"), Value: []byte(`{"amount": 10}`),
-				Headers: []outbox.Header{{Key: "id", Value: []byte("8f5bd1c4-0a5e-4f43-9a57-3d3cf1f3b1d2")}},
+				Headers: []relay.Header{{Key: "id", Value: []byte("8f5bd1c4-0a5e-4f43-9a57-3d3cf1f3b1d2")}},
 			},
 		},
 		"regex replaces the first match only": {
@@ -180,9 +180,9 @@ func TestRouteEventRouterOptions(t *testing.T) {
 				"transforms.outbox.route.topic.regex":       `approval`,
 				"transforms.outbox.route.topic.replacement": `check`,
 			},
-			want: outbox.Record{
+			want: relay.Record{
 				Topic: "credit-check", Key: []byte("saga-1"), Value: []byte(`{"amount": 10}`),
-				Headers: []outbox.Header{{Key: "id", Value: []byte("8f5bd1c4-0a5e-4f43-9a57-3d3cf1f3b1d2")}},
+				Headers: []relay.Header{{Key: "id", Value: []byte("8f5bd1c4-0a5e-4f43-9a57-3d3cf1f3b1d2")}},
 			},
 		},
 		"custom fields and placements": {
@@ -194,9 +194,9 @@ func TestRouteEventRouterOptions(t *testing.T) {
 				"transforms.outbox.table.field.event.payload":         "type",
 				"transforms.outbox.table.fields.additional.placement": "aggregatetype:header, created_at:header:at",
 			},
-			want: outbox.Record{
+			want: relay.Record{
 				Topic: "t.REQUEST", Key: []byte("8f5bd1c4-0a5e-4f43-9a57-3d3cf1f3b1d2"), Value: []byte("REQUEST"),
-				Headers: []outbox.Header{
+				Headers: []relay.Header{
 					{Key: "id", Value: []byte("saga-1")},
 					{Key: "aggregatetype", Value: []byte("credit-approval")},
 					{Key: "at", Value: []byte("2024-05-01 12:00:00.123456+00")},
@@ -204,31 +204,31 @@ func TestRouteEventRouterOptions(t *testing.T) {
 			},
 		},
 		"null payload is a tombstone": {
-			row: func(r outbox.Row) { r["payload"] = nil },
-			want: outbox.Record{
+			row: func(r relay.Row) { r["payload"] = nil },
+			want: relay.Record{
 				Topic: "outbox.event.credit-approval", Key: []byte("saga-1"),
-				Headers: []outbox.Header{{Key: "id", Value: []byte("8f5bd1c4-0a5e-4f43-9a57-3d3cf1f3b1d2")}},
+				Headers: []relay.Header{{Key: "id", Value: []byte("8f5bd1c4-0a5e-4f43-9a57-3d3cf1f3b1d2")}},
 			},
 		},
 		"empty payload is a tombstone when configured": {
 			opts: map[string]string{"transforms.outbox.route.tombstone.on.empty.payload": "true"},
-			row:  func(r outbox.Row) { r["payload"] = str("") },
-			want: outbox.Record{
+			row:  func(r relay.Row) { r["payload"] = str("") },
+			want: relay.Record{
 				Topic: "outbox.event.credit-approval", Key: []byte("saga-1"),
-				Headers: []outbox.Header{{Key: "id", Value: []byte("8f5bd1c4-0a5e-4f43-9a57-3d3cf1f3b1d2")}},
+				Headers: []relay.Header{{Key: "id", Value: []byte("8f5bd1c4-0a5e-4f43-9a57-3d3cf1f3b1d2")}},
 			},
 		},
 		"null key": {
-			row: func(r outbox.Row) { r["aggregateid"] = nil },
-			want: outbox.Record{
+			row: func(r relay.Row) { r["aggregateid"] = nil },
+			want: relay.Record{
 				Topic: "outbox.event.credit-approval", Value: []byte(`{"amount": 10}`),
-				Headers: []outbox.Header{{Key: "id", Value: []byte("8f5bd1c4-0a5e-4f43-9a57-3d3cf1f3b1d2")}},
+				Headers: []relay.Header{{Key: "id", Value: []byte("8f5bd1c4-0a5e-4f43-9a57-3d3cf1f3b1d2")}},
 			},
 		},
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			c, err := outbox.LoadConnector(writeConnector(t, tc.opts))
+			c, err := relay.LoadConnector(writeConnector(t, tc.opts))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -250,19 +250,19 @@ func TestRouteEventRouterOptions(t *testing.T) {
 func TestRouteErrors(t *testing.T) {
 	t.Parallel()
 	for name, tc := range map[string]struct {
-		table outbox.Table
-		row   func(outbox.Row)
+		table relay.Table
+		row   func(relay.Row)
 		want  string
 	}{
-		"missing route field": {row: func(r outbox.Row) { delete(r, "aggregatetype") }, want: "route field aggregatetype: no such column"},
-		"null route field":    {row: func(r outbox.Row) { r["aggregatetype"] = nil }, want: "route field aggregatetype: is NULL"},
-		"missing key column":  {row: func(r outbox.Row) { delete(r, "aggregateid") }, want: "table.field.event.key aggregateid: no such column"},
-		"missing placement":   {row: func(r outbox.Row) { delete(r, "type") }, want: "table.fields.additional.placement type: no such column"},
-		"table not captured":  {table: outbox.Table{Schema: "public", Name: "other"}, want: "public.other row: table not in table.include.list"},
+		"missing route field": {row: func(r relay.Row) { delete(r, "aggregatetype") }, want: "route field aggregatetype: no such column"},
+		"null route field":    {row: func(r relay.Row) { r["aggregatetype"] = nil }, want: "route field aggregatetype: is NULL"},
+		"missing key column":  {row: func(r relay.Row) { delete(r, "aggregateid") }, want: "table.field.event.key aggregateid: no such column"},
+		"missing placement":   {row: func(r relay.Row) { delete(r, "type") }, want: "table.fields.additional.placement type: no such column"},
+		"table not captured":  {table: relay.Table{Schema: "public", Name: "other"}, want: "public.other row: table not in table.include.list"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			c, err := outbox.LoadConnector(filepath.Join(connectorsDir, "order-outbox.json"))
+			c, err := relay.LoadConnector(filepath.Join(connectorsDir, "order-outbox.json"))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -336,7 +336,7 @@ func TestLoadConnectorErrors(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			path := writeConnector(t, tc.opts)
-			_, err := outbox.LoadConnector(path)
+			_, err := relay.LoadConnector(path)
 			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), path) {
 				t.Fatalf("LoadConnector error = %v, want containing %q and the path", err, tc.want)
 			}
@@ -346,14 +346,14 @@ func TestLoadConnectorErrors(t *testing.T) {
 
 func TestParsePlacements(t *testing.T) {
 	t.Parallel()
-	for in, want := range map[string][]outbox.Placement{
+	for in, want := range map[string][]relay.Placement{
 		"":                               nil,
 		"type:header:eventType":          {{Column: "type", Header: "eventType"}},
 		"type:header":                    {{Column: "type", Header: "type"}},
 		" a:header:x , b:header ,":       {{Column: "a", Header: "x"}, {Column: "b", Header: "b"}},
 		"traceparent:header:traceparent": {{Column: "traceparent", Header: "traceparent"}},
 	} {
-		got, err := outbox.ParsePlacements(in)
+		got, err := relay.ParsePlacements(in)
 		if err != nil {
 			t.Errorf("ParsePlacements(%q): %v", in, err)
 			continue
@@ -363,7 +363,7 @@ func TestParsePlacements(t *testing.T) {
 		}
 	}
 	for _, in := range []string{"a", "a:envelope:b", "a:partition", ":header:x", "a:header:", "a:header:b:c"} {
-		if _, err := outbox.ParsePlacements(in); err == nil {
+		if _, err := relay.ParsePlacements(in); err == nil {
 			t.Errorf("ParsePlacements(%q): no error", in)
 		}
 	}
@@ -371,11 +371,11 @@ func TestParsePlacements(t *testing.T) {
 
 func TestRouteExtractNewRecordState(t *testing.T) {
 	t.Parallel()
-	c, err := outbox.LoadConnector(filepath.Join(connectorsDir, "order-sagastate.json"))
+	c, err := relay.LoadConnector(filepath.Join(connectorsDir, "order-sagastate.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	table := outbox.Table{Schema: "public", Name: "sagastate", Columns: []outbox.Column{
+	table := relay.Table{Schema: "public", Name: "sagastate", Columns: []relay.Column{
 		{Name: "id", Type: 2950, Key: true},
 		{Name: "type", Type: 25},
 		{Name: "payload", Type: 3802},
@@ -387,17 +387,17 @@ func TestRouteExtractNewRecordState(t *testing.T) {
 		{Name: "updated_at", Type: 1184},
 	}}
 	for name, tc := range map[string]struct {
-		row  outbox.Row
-		want outbox.Record
+		row  relay.Row
+		want relay.Record
 	}{
 		"started": {
-			row: outbox.Row{
+			row: relay.Row{
 				"id": str("5f0c4b8e-3c1a-4d1e-9a7e-0c2d9b6f8e11"), "type": str("order-placement"),
 				"payload": str(`{"order_id": 1, "note": "<a&b>"}`), "current_step": str("credit-approval"),
 				"step_status": str(`{"credit-approval": "STARTED"}`), "status": str("STARTED"), "version": str("0"),
 				"created_at": str("2024-05-01 12:00:00.123456+00"), "updated_at": str("2024-05-01 14:30:00+02:30"),
 			},
-			want: outbox.Record{
+			want: relay.Record{
 				Topic: "sagas.public.sagastate",
 				Key:   []byte(`{"id":"5f0c4b8e-3c1a-4d1e-9a7e-0c2d9b6f8e11"}`),
 				Value: []byte(`{"id":"5f0c4b8e-3c1a-4d1e-9a7e-0c2d9b6f8e11","type":"order-placement",` +
@@ -407,11 +407,11 @@ func TestRouteExtractNewRecordState(t *testing.T) {
 			},
 		},
 		"nulls": {
-			row: outbox.Row{
+			row: relay.Row{
 				"id": str("5f0c4b8e-3c1a-4d1e-9a7e-0c2d9b6f8e11"), "type": nil, "payload": nil, "current_step": nil,
 				"step_status": nil, "status": nil, "version": str("12"), "created_at": nil, "updated_at": nil,
 			},
-			want: outbox.Record{
+			want: relay.Record{
 				Topic: "sagas.public.sagastate",
 				Key:   []byte(`{"id":"5f0c4b8e-3c1a-4d1e-9a7e-0c2d9b6f8e11"}`),
 				Value: []byte(`{"id":"5f0c4b8e-3c1a-4d1e-9a7e-0c2d9b6f8e11","type":null,"payload":null,"current_step":null,` +
@@ -437,12 +437,12 @@ func TestRouteExtractNewRecordState(t *testing.T) {
 
 func TestRouteExtractNewRecordStateTypes(t *testing.T) {
 	t.Parallel()
-	c := outbox.Connector{Name: "x", Tables: []string{"s.t"}, TopicPrefix: "p", Transform: outbox.TransformExtractNewRecordState}
-	table := outbox.Table{Schema: "s", Name: "t", Columns: []outbox.Column{
+	c := relay.Connector{Name: "x", Tables: []string{"s.t"}, TopicPrefix: "p", Transform: relay.TransformExtractNewRecordState}
+	table := relay.Table{Schema: "s", Name: "t", Columns: []relay.Column{
 		{Name: "a", Type: 21}, {Name: "b", Type: 20}, {Name: "c", Type: 16}, {Name: "d", Type: 16},
 		{Name: "e", Type: 701}, {Name: "f", Type: 700}, {Name: "g", Type: 1700}, {Name: "h", Type: 114},
 	}}
-	row := outbox.Row{
+	row := relay.Row{
 		"a": str("-3"), "b": str("9007199254740993"), "c": str("t"), "d": str("f"),
 		"e": str("1.5e+20"), "f": str("NaN"), "g": str("12.50"), "h": str(`{"x":1}`),
 	}
@@ -450,7 +450,7 @@ func TestRouteExtractNewRecordStateTypes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := outbox.Record{
+	want := relay.Record{
 		Topic: "p.s.t",
 		Value: []byte(`{"a":-3,"b":9007199254740993,"c":true,"d":false,"e":1.5e+20,"f":"NaN","g":"12.50","h":"{\"x\":1}"}`),
 	}

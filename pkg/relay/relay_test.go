@@ -1,4 +1,4 @@
-package outbox_test
+package relay_test
 
 import (
 	"context"
@@ -23,13 +23,12 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
-	"go.opentelemetry.io/otel"
-	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/sagabox/sagabox/internal/testenv"
 	"github.com/sagabox/sagabox/migrations"
 	"github.com/sagabox/sagabox/pkg/outbox"
+	"github.com/sagabox/sagabox/pkg/relay"
 )
 
 // Environment of the crash test's child process (see runChildRelay).
@@ -44,7 +43,6 @@ func TestMain(m *testing.M) {
 	if os.Getenv(envChild) != "" {
 		os.Exit(runChildRelay())
 	}
-	otel.SetTextMapPropagator(propagation.TraceContext{})
 	testenv.Main(m)
 }
 
@@ -52,7 +50,7 @@ func TestMain(m *testing.M) {
 // restarting it after failures like a supervisor would.
 func runChildRelay() int {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	c, err := outbox.LoadConnector(filepath.Join(connectorsDir, "order-outbox.json"))
+	c, err := relay.LoadConnector(filepath.Join(connectorsDir, "order-outbox.json"))
 	if err != nil {
 		log.Error("load connector", "err", err)
 		return 2
@@ -63,7 +61,7 @@ func runChildRelay() int {
 		log.Error("create producer", "err", err)
 		return 2
 	}
-	r, err := outbox.NewRelay(outbox.RelayConfig{
+	r, err := relay.NewRelay(relay.RelayConfig{
 		Connector: c, ConnString: os.Getenv(envChildDB), Kafka: producer, Logger: log, StandbyTimeout: time.Second,
 	})
 	if err != nil {
@@ -95,9 +93,9 @@ func newFixture(t *testing.T) *fixture {
 
 // newRelay builds a relay for the named connector file on a unique slot of
 // the test database. The slot is dropped when the test ends.
-func (f *fixture) newRelay(t *testing.T, connector, slot string, opts ...kgo.Opt) *outbox.Relay {
+func (f *fixture) newRelay(t *testing.T, connector, slot string, opts ...kgo.Opt) *relay.Relay {
 	t.Helper()
-	c, err := outbox.LoadConnector(filepath.Join(connectorsDir, connector+".json"))
+	c, err := relay.LoadConnector(filepath.Join(connectorsDir, connector+".json"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +105,7 @@ func (f *fixture) newRelay(t *testing.T, connector, slot string, opts ...kgo.Opt
 		t.Fatal(err)
 	}
 	t.Cleanup(producer.Close)
-	r, err := outbox.NewRelay(outbox.RelayConfig{
+	r, err := relay.NewRelay(relay.RelayConfig{
 		Connector: c, ConnString: f.dbURL, Kafka: producer, StandbyTimeout: time.Second,
 		Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelInfo})),
 	})
@@ -143,7 +141,7 @@ func (f *fixture) slot(t *testing.T) string {
 // start sets r up (so rows written from now on are captured) and runs it
 // until the returned stop is called or the test ends; stop returns Run's
 // result, which must be nil.
-func start(t *testing.T, r *outbox.Relay) (stop func() error) {
+func start(t *testing.T, r *relay.Relay) (stop func() error) {
 	t.Helper()
 	if err := r.Setup(context.Background()); err != nil {
 		t.Fatal(err)
@@ -244,13 +242,13 @@ type got struct {
 	Topic   string
 	Key     string
 	Value   string
-	Headers []outbox.Header
+	Headers []relay.Header
 }
 
 func simplify(r *kgo.Record) got {
 	g := got{Topic: r.Topic, Key: string(r.Key), Value: string(r.Value)}
 	for _, h := range r.Headers {
-		g.Headers = append(g.Headers, outbox.Header{Key: h.Key, Value: h.Value})
+		g.Headers = append(g.Headers, relay.Header{Key: h.Key, Value: h.Value})
 	}
 	return g
 }
@@ -307,7 +305,7 @@ func wantRecord(topic string, e outbox.Event, traceparent, tracestate string) go
 		Topic: topic, Key: e.AggregateID,
 		// jsonb normalises the payload's spacing.
 		Value: fmt.Sprintf(`{"saga": %q, "type": %q}`, e.AggregateID, e.Type),
-		Headers: []outbox.Header{
+		Headers: []relay.Header{
 			{Key: "id", Value: []byte(e.ID.String())},
 			{Key: "eventType", Value: []byte(e.Type)},
 			{Key: "traceparent", Value: opt(traceparent)},
@@ -624,7 +622,7 @@ func TestRelayFailsWhenKafkaIsUnreachable(t *testing.T) {
 	}
 	closed := ln.Addr().String()
 	ln.Close()
-	c, err := outbox.LoadConnector(filepath.Join(connectorsDir, "order-outbox.json"))
+	c, err := relay.LoadConnector(filepath.Join(connectorsDir, "order-outbox.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -634,7 +632,7 @@ func TestRelayFailsWhenKafkaIsUnreachable(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(producer.Close)
-	r, err := outbox.NewRelay(outbox.RelayConfig{
+	r, err := relay.NewRelay(relay.RelayConfig{
 		Connector: c, ConnString: f.dbURL, Kafka: producer, StandbyTimeout: time.Second,
 		Logger: slog.New(slog.NewTextHandler(t.Output(), nil)),
 	})
