@@ -1,8 +1,6 @@
 package relay
 
 import (
-	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -12,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Transform class names a connector may use. Exactly one transform per
@@ -20,36 +19,41 @@ const (
 	// TransformEventRouter routes outbox rows: topic from a column, key,
 	// value and headers from other columns.
 	TransformEventRouter = "io.debezium.transforms.outbox.EventRouter"
-	// TransformExtractNewRecordState emits the new state of each row as a
-	// flat JSON object (used for the sagastate table).
+	// TransformExtractNewRecordState emits the new state of each row (used
+	// for the sagastate table).
 	TransformExtractNewRecordState = "io.debezium.transforms.ExtractNewRecordState"
+)
+
+// Converter classes the relay implements (key.converter, value.converter).
+const (
+	StringConverter = "org.apache.kafka.connect.storage.StringConverter"
+	JSONConverter   = "org.apache.kafka.connect.json.JsonConverter"
 )
 
 // Debezium's defaults for the settings the relay reads.
 const (
-	DefaultSlotName              = "debezium"
-	DefaultPublicationName       = "dbz_publication"
-	defaultPort                  = 5432
-	defaultRouteByField          = "aggregatetype"
-	defaultRouteTopicRegex       = "(?<routedByValue>.*)"
-	defaultRouteTopicReplacement = "outbox.event.${routedByValue}"
-	defaultFieldEventID          = "id"
-	defaultFieldEventKey         = "aggregateid"
-	defaultFieldEventPayload     = "payload"
+	DefaultSlotName        = "debezium"
+	DefaultPublicationName = "dbz_publication"
+	defaultPort            = 5432
 )
 
-// Behaviours for an UPDATE on an outbox table (table.op.invalid.behavior).
+// Snapshot modes (snapshot.mode) the relay implements.
 const (
-	InvalidOpWarn  = "warn"  // log a warning and skip the change (default)
-	InvalidOpError = "error" // log an error and skip the change
-	InvalidOpFatal = "fatal" // stop the relay with an error
+	// SnapshotInitial publishes the captured tables' rows when the connector
+	// starts without a completed snapshot (Debezium's default).
+	SnapshotInitial = "initial"
+	// SnapshotAlways publishes them at every start.
+	SnapshotAlways = "always"
+	// SnapshotNoData never does: only changes streamed from the slot.
+	SnapshotNoData = "no_data"
 )
 
-// Connector is the part of a Debezium Postgres connector configuration
-// (one file in debezium/connectors/) that the relay needs: where the
-// database is, which slot and publication carry the changes, which tables
-// are captured and how their rows become Kafka records. The same file
-// configures Debezium in Docker, so both paths publish identical records.
+// Connector is a Debezium Postgres connector configuration (one file in
+// debezium/connectors/) as the relay implements it: where the database is,
+// which slot and publication carry the changes, which tables are captured
+// and how their rows become Kafka records. The same file configures Debezium
+// in Docker; LoadConnector refuses settings the relay does not implement
+// rather than publish something else.
 type Connector struct {
 	// Name is the connector name: the file name without ".json".
 	Name string
@@ -65,59 +69,107 @@ type Connector struct {
 	// PublicationName is the pgoutput publication (publication.name,
 	// default "dbz_publication").
 	PublicationName string
-	// Tables are the captured tables as "schema.table"
-	// (table.include.list; Debezium treats entries as regexes, the relay
-	// treats them as literal names).
-	Tables []string
-	// TopicPrefix is topic.prefix: the first part of the topic names that
-	// ExtractNewRecordState produces.
+	// PublicationAutocreate is publication.autocreate.mode: "all_tables"
+	// (Debezium's default), "filtered" or "disabled".
+	PublicationAutocreate string
+	// TopicPrefix is topic.prefix: the connector's logical name, first part
+	// of ExtractNewRecordState's topics and of the heartbeat topic.
 	TopicPrefix string
+	// Tables selects the captured tables (schema/table include/exclude
+	// lists, case-insensitive regular expressions matching whole names).
+	Tables TableFilter
+	// SnapshotMode is snapshot.mode: SnapshotInitial (default),
+	// SnapshotAlways or SnapshotNoData.
+	SnapshotMode string
+	// HeartbeatInterval is heartbeat.interval.ms (0, the default, is off);
+	// HeartbeatTopic is "<heartbeat.topics.prefix>.<topic.prefix>".
+	HeartbeatInterval time.Duration
+	HeartbeatTopic    string
+	// ExtendedHeaders is extended.headers.enabled (default true): every
+	// change record carries the __debezium.context.* headers.
+	ExtendedHeaders bool
+	// TombstonesOnDelete is tombstones.on.delete (default true): the
+	// connector follows a delete by a tombstone, which the transforms drop
+	// (ExtractNewRecordState's rewrite-with-tombstone mode keeps it).
+	TombstonesOnDelete bool
+	// Key and Value are the key.converter and value.converter.
+	Key, Value Converter
 	// Transform is the class of the connector's only transform, one of
 	// TransformEventRouter or TransformExtractNewRecordState.
 	Transform string
-	// EventRouter holds the EventRouter options, with Debezium's defaults
-	// filled in. It is the zero value for other transforms.
+	// EventRouter holds the EventRouter options (zero for the other
+	// transform); Unwrap those of ExtractNewRecordState.
 	EventRouter EventRouter
+	Unwrap      ExtractNewRecordState
+
+	values valueOptions
 }
 
-// EventRouter holds the options of Debezium's outbox EventRouter transform.
-// The zero value is not usable: LoadConnector fills Debezium's defaults, and
-// code constructing one by hand must set every field it relies on.
-type EventRouter struct {
-	// RouteByField is the column whose value selects the topic
-	// (route.by.field, default "aggregatetype").
-	RouteByField string
-	// RouteTopicRegex is route.topic.regex in Go syntax (Java's
-	// "(?<name>...)" groups become "(?P<name>...)"). Default
-	// "(?P<routedByValue>.*)".
-	RouteTopicRegex string
-	// RouteTopicReplacement is route.topic.replacement in Go's
-	// regexp.Expand syntax (default "outbox.event.${routedByValue}").
-	RouteTopicReplacement string
-	// FieldEventID, FieldEventKey and FieldEventPayload name the columns of
-	// the "id" header, the Kafka key and the Kafka value
-	// (table.field.event.id/key/payload; defaults id, aggregateid, payload).
-	FieldEventID      string
-	FieldEventKey     string
-	FieldEventPayload string
-	// Headers lists table.fields.additional.placement entries placed in
-	// headers, in configuration order.
-	Headers []Placement
-	// TombstoneOnEmptyPayload is route.tombstone.on.empty.payload: an empty
-	// payload is sent as a tombstone (nil value). A NULL payload always is.
-	TombstoneOnEmptyPayload bool
-	// OnInvalidOp is table.op.invalid.behavior, what the relay does with an
-	// UPDATE of an outbox row: InvalidOpWarn (default), InvalidOpError or
-	// InvalidOpFatal.
-	OnInvalidOp string
-
-	re *regexp.Regexp // compiled RouteTopicRegex, nil when built by hand
+// Converter is a key or value converter of the Connect worker.
+type Converter struct {
+	// Class is StringConverter or JSONConverter.
+	Class string
+	// DecimalNumeric is JsonConverter's decimal.format=NUMERIC (default
+	// BASE64). JsonConverter's schemas.enable must be false.
+	DecimalNumeric bool
 }
 
-// Placement puts the value of Column into the Kafka header Header.
-type Placement struct {
-	Column string
-	Header string
+// TableFilter is Debezium's table selection: schema.include.list or
+// schema.exclude.list, then table.include.list or table.exclude.list. Each
+// entry is a regular expression matched, case-insensitively, against the
+// whole schema name or the whole "schema.table" name.
+type TableFilter struct {
+	IncludeSchemas, ExcludeSchemas []string
+	IncludeTables, ExcludeTables   []string
+
+	includeSchemas, excludeSchemas, includeTables, excludeTables []*regexp.Regexp
+}
+
+// Match reports whether the table schema.table is captured. PostgreSQL's
+// system schemas never are.
+func (f TableFilter) Match(schema, table string) bool {
+	if schema == "pg_catalog" || schema == "information_schema" || strings.HasPrefix(schema, "pg_") {
+		return false
+	}
+	any := func(res []*regexp.Regexp, s string) bool {
+		for _, re := range res {
+			if re.MatchString(s) {
+				return true
+			}
+		}
+		return false
+	}
+	if f.includeSchemas == nil && len(f.IncludeSchemas) > 0 {
+		f = f.compiled()
+	}
+	if len(f.includeSchemas) > 0 && !any(f.includeSchemas, schema) {
+		return false
+	}
+	if any(f.excludeSchemas, schema) {
+		return false
+	}
+	name := schema + "." + table
+	if len(f.includeTables) > 0 {
+		return any(f.includeTables, name)
+	}
+	return !any(f.excludeTables, name)
+}
+
+// compiled returns f with its lists compiled; entries that do not compile
+// are dropped (LoadConnector reports them).
+func (f TableFilter) compiled() TableFilter {
+	compile := func(list []string) []*regexp.Regexp {
+		var out []*regexp.Regexp
+		for _, s := range list {
+			if re, err := compileJavaRegex(s, true, true); err == nil {
+				out = append(out, re)
+			}
+		}
+		return out
+	}
+	f.includeSchemas, f.excludeSchemas = compile(f.IncludeSchemas), compile(f.ExcludeSchemas)
+	f.includeTables, f.excludeTables = compile(f.IncludeTables), compile(f.ExcludeTables)
+	return f
 }
 
 // LoadConnectors loads every *.json connector file in dir, sorted by name.
@@ -143,8 +195,9 @@ func LoadConnectors(dir string) ([]Connector, error) {
 
 // LoadConnector parses the connector file at path: a flat Kafka Connect
 // configuration map (or {"name": ..., "config": {...}}, as posted to the
-// Kafka Connect REST API). Keys the relay does not need are ignored; every
-// error names the file and the key.
+// Kafka Connect REST API). Keys that do not change the records are ignored;
+// a setting that would make Debezium publish something the relay does not
+// reproduce is an error. Every error names the file and the key.
 func LoadConnector(path string) (Connector, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
@@ -155,232 +208,173 @@ func LoadConnector(path string) (Connector, error) {
 	if err != nil {
 		return Connector{}, fmt.Errorf("load connector %s: %w", path, err)
 	}
-	c, err := parseConnector(name, cfg)
+	c, err := ParseConnector(name, cfg)
 	if err != nil {
 		return Connector{}, fmt.Errorf("load connector %s: %w", path, err)
 	}
 	return c, nil
 }
 
-func decodeConfig(raw []byte) (map[string]string, error) {
-	var top map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &top); err != nil {
-		return nil, fmt.Errorf("decode json: %w", err)
-	}
-	if inner, ok := top["config"]; ok {
-		if err := json.Unmarshal(inner, &top); err != nil {
-			return nil, fmt.Errorf("decode json key config: %w", err)
-		}
-	}
-	cfg := make(map[string]string, len(top))
-	for k, v := range top {
-		var s string
-		if err := json.Unmarshal(v, &s); err == nil {
-			cfg[k] = s
-			continue
-		}
-		// Numbers and booleans are accepted as their JSON text.
-		var scalar any
-		if err := json.Unmarshal(v, &scalar); err != nil {
-			return nil, fmt.Errorf("key %s: %w", k, err)
-		}
-		switch scalar.(type) {
-		case float64, bool:
-			cfg[k] = string(v)
-		default:
-			return nil, fmt.Errorf("key %s: want a string, got %s", k, v)
-		}
-	}
-	return cfg, nil
-}
-
-// parseConnector builds a Connector from a flat configuration map.
-func parseConnector(name string, cfg map[string]string) (Connector, error) {
-	get := func(key, def string) string {
-		if v := strings.TrimSpace(cfg[key]); v != "" {
-			return v
-		}
-		return def
-	}
-	var errs []error
-	require := func(key string) string {
-		v := get(key, "")
-		if v == "" {
-			errs = append(errs, fmt.Errorf("key %s: missing", key))
-		}
-		return v
-	}
+// ParseConnector builds a Connector from a flat configuration map; name is
+// the connector name. It reports every problem at once.
+func ParseConnector(name string, m map[string]string) (Connector, error) {
+	cfg := &config{m: m}
 	c := Connector{
-		Name:            name,
-		Host:            require("database.hostname"),
-		User:            require("database.user"),
-		Password:        cfg["database.password"],
-		DBName:          require("database.dbname"),
-		SlotName:        get("slot.name", DefaultSlotName),
-		PublicationName: get("publication.name", DefaultPublicationName),
-		TopicPrefix:     require("topic.prefix"),
-		Port:            defaultPort,
+		Name:     name,
+		Host:     cfg.required("database.hostname"),
+		User:     cfg.required("database.user"),
+		Password: cfg.str("database.password", ""),
+		DBName:   cfg.required("database.dbname"),
+		// slot.name and publication.name become SQL identifiers: Debezium
+		// uses them as given.
+		SlotName:              cfg.str("slot.name", DefaultSlotName),
+		PublicationName:       cfg.str("publication.name", DefaultPublicationName),
+		PublicationAutocreate: cfg.enum("publication.autocreate.mode", "all_tables", "all_tables", "filtered", "disabled"),
+		TopicPrefix:           cfg.required("topic.prefix"),
+		Port:                  int(cfg.integer("database.port", defaultPort)),
+		SnapshotMode:          cfg.enum("snapshot.mode", SnapshotInitial, SnapshotInitial, SnapshotAlways, SnapshotNoData, "never", "when_needed"),
+		ExtendedHeaders:       cfg.boolean("extended.headers.enabled", true),
+		TombstonesOnDelete:    cfg.boolean("tombstones.on.delete", true),
+		values: valueOptions{
+			decimalMode:       cfg.enum("decimal.handling.mode", "precise", "precise", "double", "string"),
+			timePrecisionMode: cfg.enum("time.precision.mode", "adaptive", "adaptive", "adaptive_time_microseconds"),
+			binaryMode:        cfg.enum("binary.handling.mode", "bytes", "bytes", "base64", "base64-url-safe", "hex"),
+		},
 	}
-	if cls := get("connector.class", ""); cls != "" && cls != "io.debezium.connector.postgresql.PostgresConnector" {
-		errs = append(errs, fmt.Errorf("key connector.class: unsupported %q", cls))
+	switch c.SnapshotMode { // deprecated aliases
+	case "never":
+		c.SnapshotMode = SnapshotNoData
+	case "when_needed":
+		c.SnapshotMode = SnapshotInitial
 	}
-	if p := get("plugin.name", "pgoutput"); p != "pgoutput" {
-		errs = append(errs, fmt.Errorf("key plugin.name: unsupported %q (only pgoutput)", p))
+	if c.Port <= 0 || c.Port > 65535 {
+		cfg.errorf("database.port", "invalid port %q", cfg.str("database.port", ""))
 	}
-	if p := get("database.port", ""); p != "" {
-		port, err := strconv.Atoi(p)
-		if err != nil || port <= 0 || port > 65535 {
-			errs = append(errs, fmt.Errorf("key database.port: invalid port %q", p))
-		}
-		c.Port = port
+	if cls := strings.TrimSpace(cfg.str("connector.class", "")); cls != "" && cls != "io.debezium.connector.postgresql.PostgresConnector" {
+		cfg.errorf("connector.class", "unsupported %q", cls)
 	}
-	for t := range strings.SplitSeq(require("table.include.list"), ",") {
-		t = strings.TrimSpace(t)
-		if t == "" {
-			continue
-		}
-		if strings.Count(t, ".") != 1 || strings.HasPrefix(t, ".") || strings.HasSuffix(t, ".") {
-			errs = append(errs, fmt.Errorf("key table.include.list: %q is not schema.table", t))
-			continue
-		}
-		c.Tables = append(c.Tables, t)
+	cfg.refuse("plugin.name", "only pgoutput", "pgoutput")
+	if ms := cfg.integer("heartbeat.interval.ms", 0); ms > 0 {
+		c.HeartbeatInterval = time.Duration(ms) * time.Millisecond
+	} else if ms < 0 {
+		cfg.errorf("heartbeat.interval.ms", "negative")
 	}
-	if err := c.parseTransform(cfg); err != nil {
-		errs = append(errs, err)
-	}
-	return c, errors.Join(errs...)
+	c.HeartbeatTopic = cfg.str("heartbeat.topics.prefix", "__debezium-heartbeat") + "." + c.TopicPrefix
+	c.Tables = parseTableFilter(cfg)
+	c.Key = parseConverter(cfg, "key.converter")
+	c.Value = parseConverter(cfg, "value.converter")
+	refuseUnimplemented(cfg)
+	c.parseTransform(cfg)
+	return c, cfg.err()
 }
 
-func (c *Connector) parseTransform(cfg map[string]string) error {
+func parseTableFilter(cfg *config) TableFilter {
+	f := TableFilter{
+		IncludeSchemas: splitRegexList(cfg.str("schema.include.list", "")),
+		ExcludeSchemas: splitRegexList(cfg.str("schema.exclude.list", "")),
+		IncludeTables:  splitRegexList(cfg.str("table.include.list", "")),
+		ExcludeTables:  splitRegexList(cfg.str("table.exclude.list", "")),
+	}
+	if len(f.IncludeSchemas) > 0 && len(f.ExcludeSchemas) > 0 {
+		cfg.errorf("schema.exclude.list", "cannot be used with schema.include.list")
+	}
+	if len(f.IncludeTables) > 0 && len(f.ExcludeTables) > 0 {
+		cfg.errorf("table.exclude.list", "cannot be used with table.include.list")
+	}
+	for key, list := range map[string][]string{
+		"schema.include.list": f.IncludeSchemas, "schema.exclude.list": f.ExcludeSchemas,
+		"table.include.list": f.IncludeTables, "table.exclude.list": f.ExcludeTables,
+	} {
+		for _, s := range list {
+			if _, err := compileJavaRegex(s, true, true); err != nil {
+				cfg.errorf(key, "entry %q: %v", s, err)
+			}
+		}
+	}
+	return f.compiled()
+}
+
+func parseConverter(cfg *config, key string) Converter {
+	cls := strings.TrimSpace(cfg.str(key, ""))
+	sub := &config{m: cfg.m, prefix: key + "."}
+	defer func() { cfg.errs = append(cfg.errs, sub.errs...) }()
+	switch cls {
+	case StringConverter:
+		sub.refuse("encoding", "only UTF-8", "utf8", "utf-8")
+		return Converter{Class: cls}
+	case JSONConverter:
+		if sub.boolean("schemas.enable", true) {
+			sub.errorf("schemas.enable", "must be false: the relay writes JSON without the schema envelope")
+		}
+		numeric := sub.enum("decimal.format", "base64", "base64", "numeric") == "numeric"
+		return Converter{Class: cls, DecimalNumeric: numeric}
+	case "":
+		cfg.errorf(key, "missing: the Connect worker's default converter is not known to the relay; set %s or %s", StringConverter, JSONConverter)
+	default:
+		cfg.errorf(key, "unsupported %q (the relay implements %s and %s)", cls, StringConverter, JSONConverter)
+	}
+	return Converter{}
+}
+
+// refuseUnimplemented reports settings that change the records in ways the
+// relay does not reproduce.
+func refuseUnimplemented(cfg *config) {
+	for _, k := range []string{
+		"column.include.list", "column.exclude.list", "message.key.columns", "column.propagate.source.type",
+		"datatype.propagate.source.type", "converters", "hstore.handling.mode", "interval.handling.mode",
+		"money.fraction.digits", "snapshot.select.statement.overrides", "heartbeat.action.query",
+		"signal.data.collection", "post.processors",
+	} {
+		if v, ok := cfg.m[k]; ok && strings.TrimSpace(v) != "" {
+			cfg.errorf(k, "not supported by the relay")
+		}
+	}
+	for k := range cfg.m {
+		if strings.HasPrefix(k, "column.mask.") || strings.HasPrefix(k, "column.truncate.") {
+			cfg.errorf(k, "not supported by the relay")
+		}
+	}
+	cfg.refuse("header.converter", "only SimpleHeaderConverter", "org.apache.kafka.connect.storage.simpleheaderconverter")
+	cfg.refuse("topic.naming.strategy", "only the default topic names", "io.debezium.schema.schematopicnamingstrategy")
+	cfg.refuse("topic.delimiter", "only \".\"", ".")
+	cfg.refuse("skipped.operations", "only the default, truncates skipped", "t")
+	cfg.refuse("include.unknown.datatypes", "unknown types are refused", "false")
+	cfg.refuse("provide.transaction.metadata", "no transaction topic", "false")
+	cfg.refuse("publish.via.partition.root", "no partitioned-table routing", "false")
+	cfg.refuse("slot.drop.on.stop", "the relay keeps its slot", "false")
+	cfg.refuse("errors.tolerance", "a record that fails stops the relay", "none")
+	cfg.refuse("field.name.adjustment.mode", "field names as in the table", "none")
+	cfg.refuse("schema.name.adjustment.mode", "field names as in the table", "none")
+	cfg.refuse("unavailable.value.placeholder", "the default placeholder", UnavailableValue)
+}
+
+func (c *Connector) parseTransform(cfg *config) {
 	var names []string
-	for n := range strings.SplitSeq(cfg["transforms"], ",") {
+	for n := range strings.SplitSeq(cfg.str("transforms", ""), ",") {
 		if n = strings.TrimSpace(n); n != "" {
 			names = append(names, n)
 		}
 	}
 	if len(names) != 1 {
-		return fmt.Errorf("key transforms: want exactly one transform (%s or %s), got %d",
+		cfg.errorf("transforms", "want exactly one transform (%s or %s), got %d",
 			TransformEventRouter, TransformExtractNewRecordState, len(names))
+		return
 	}
-	prefix := "transforms." + names[0] + "."
-	typeKey := prefix + "type"
-	c.Transform = strings.TrimSpace(cfg[typeKey])
+	t := &config{m: cfg.m, prefix: "transforms." + names[0] + "."}
+	defer func() { cfg.errs = append(cfg.errs, t.errs...) }()
+	t.refuse("predicate", "transform predicates")
+	t.refuse("negate", "transform predicates", "false")
+	c.Transform = strings.TrimSpace(t.str("type", ""))
 	switch c.Transform {
-	case TransformExtractNewRecordState:
-		return nil
 	case TransformEventRouter:
+		c.EventRouter = parseEventRouter(t)
+	case TransformExtractNewRecordState:
+		c.Unwrap = parseExtractNewRecordState(t)
 	case "":
-		return fmt.Errorf("key %s: missing", typeKey)
+		t.errorf("type", "missing")
 	default:
-		return fmt.Errorf("key %s: unsupported transform %q (want %s or %s)",
-			typeKey, c.Transform, TransformEventRouter, TransformExtractNewRecordState)
+		t.errorf("type", "unsupported transform %q (want %s or %s)", c.Transform, TransformEventRouter, TransformExtractNewRecordState)
 	}
-	get := func(key, def string) string {
-		if v := strings.TrimSpace(cfg[prefix+key]); v != "" {
-			return v
-		}
-		return def
-	}
-	r := EventRouter{
-		RouteByField:          get("route.by.field", defaultRouteByField),
-		RouteTopicRegex:       javaRegexToGo(get("route.topic.regex", defaultRouteTopicRegex)),
-		RouteTopicReplacement: javaReplacementToGo(get("route.topic.replacement", defaultRouteTopicReplacement)),
-		FieldEventID:          get("table.field.event.id", defaultFieldEventID),
-		FieldEventKey:         get("table.field.event.key", defaultFieldEventKey),
-		FieldEventPayload:     get("table.field.event.payload", defaultFieldEventPayload),
-		OnInvalidOp:           get("table.op.invalid.behavior", InvalidOpWarn),
-	}
-	var errs []error
-	re, err := regexp.Compile(r.RouteTopicRegex)
-	if err != nil {
-		errs = append(errs, fmt.Errorf("key %sroute.topic.regex: %w", prefix, err))
-	}
-	r.re = re
-	headers, err := ParsePlacements(get("table.fields.additional.placement", ""))
-	if err != nil {
-		errs = append(errs, fmt.Errorf("key %stable.fields.additional.placement: %w", prefix, err))
-	}
-	r.Headers = headers
-	if v := get("route.tombstone.on.empty.payload", "false"); v != "" {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("key %sroute.tombstone.on.empty.payload: invalid boolean %q", prefix, v))
-		}
-		r.TombstoneOnEmptyPayload = b
-	}
-	switch r.OnInvalidOp {
-	case InvalidOpWarn, InvalidOpError, InvalidOpFatal:
-	default:
-		errs = append(errs, fmt.Errorf("key %stable.op.invalid.behavior: unsupported %q", prefix, r.OnInvalidOp))
-	}
-	c.EventRouter = r
-	return errors.Join(errs...)
-}
-
-// ParsePlacements parses table.fields.additional.placement: a comma list of
-// "column:header[:alias]" (alias defaults to the column name). Placements in
-// the envelope or the partition are not supported.
-func ParsePlacements(s string) ([]Placement, error) {
-	var ps []Placement
-	for entry := range strings.SplitSeq(s, ",") {
-		entry = strings.TrimSpace(entry)
-		if entry == "" {
-			continue
-		}
-		parts := strings.Split(entry, ":")
-		if len(parts) < 2 || len(parts) > 3 || parts[0] == "" {
-			return nil, fmt.Errorf("placement %q: want column:header[:alias]", entry)
-		}
-		if parts[1] != "header" {
-			return nil, fmt.Errorf("placement %q: unsupported placement %q (only header)", entry, parts[1])
-		}
-		p := Placement{Column: parts[0], Header: parts[0]}
-		if len(parts) == 3 {
-			if parts[2] == "" {
-				return nil, fmt.Errorf("placement %q: empty alias", entry)
-			}
-			p.Header = parts[2]
-		}
-		ps = append(ps, p)
-	}
-	return ps, nil
-}
-
-// javaNamedGroup matches a Java named group opening, "(?<name>", but not the
-// lookbehinds "(?<=" and "(?<!".
-var javaNamedGroup = regexp.MustCompile(`\(\?<([A-Za-z][A-Za-z0-9]*)>`)
-
-// javaRegexToGo rewrites Java named groups to Go's (?P<name>...) syntax.
-// Other Java-only constructs are left alone and fail to compile.
-func javaRegexToGo(s string) string {
-	return javaNamedGroup.ReplaceAllString(s, `(?P<$1>`)
-}
-
-// javaReplacementToGo rewrites a java.util.regex.Matcher replacement
-// ("${name}", "$1", "\$" for a literal dollar) into regexp.Expand syntax.
-func javaReplacementToGo(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		switch ch := s[i]; {
-		case ch == '\\' && i+1 < len(s):
-			i++
-			if s[i] == '$' {
-				b.WriteString("$$")
-			} else {
-				b.WriteByte(s[i])
-			}
-		case ch == '$' && i+1 < len(s) && s[i+1] >= '0' && s[i+1] <= '9':
-			j := i + 1
-			for j < len(s) && s[j] >= '0' && s[j] <= '9' {
-				j++
-			}
-			b.WriteString("${" + s[i+1:j] + "}")
-			i = j - 1
-		default:
-			b.WriteByte(ch)
-		}
-	}
-	return b.String()
 }
 
 // ConnString returns a postgres URL for the connector's database.* settings
