@@ -79,9 +79,9 @@ func TestRelayRepublishesADeletedTopic(t *testing.T) {
 		Connectors:   []relay.Connector{c},
 		ConnString:   func(relay.Connector) string { return f.dbURL },
 		Brokers:      []string{f.broker},
-		ProducerOpts: []kgo.Opt{kgo.RecordDeliveryTimeout(2 * time.Second), kgo.MetadataMinAge(100 * time.Millisecond), kgo.MetadataMaxAge(time.Second)},
+		ProducerOpts: []kgo.Opt{kgo.MetadataMinAge(100 * time.Millisecond), kgo.MetadataMaxAge(time.Second)},
 		Logger:       f.logger(t),
-		Relay:        relay.Config{StandbyTimeout: time.Second},
+		Relay:        relay.Config{StandbyTimeout: time.Second, DeliveryTimeout: 2 * time.Second},
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -14,14 +14,14 @@ import (
 
 // ProducerOptions are the kgo options a relay's producer must have, to add
 // after the seed brokers: the relay's partitioner (Kafka's key hash, or the
-// partition a record names) and a bounded delivery time (a broker outage
-// fails the Run, which is restarted, instead of blocking it forever). kgo's
-// defaults provide the rest of the contract: acks from all in-sync
-// replicas, idempotent writes, no topic auto-creation.
+// partition a record names). kgo's defaults provide the rest of the
+// contract: acks from all in-sync replicas, idempotent writes, no topic
+// auto-creation. Do not add kgo.RecordDeliveryTimeout: kgo measures it from
+// the record's timestamp, which table.field.event.timestamp may set in the
+// past; the relay bounds delivery itself (Config.DeliveryTimeout).
 func ProducerOptions() []kgo.Opt {
 	return []kgo.Opt{
 		kgo.RecordPartitioner(Partitioner()),
-		kgo.RecordDeliveryTimeout(30 * time.Second),
 		kgo.ProducerLinger(time.Millisecond),
 	}
 }
@@ -33,6 +33,8 @@ func checkProducer(cl *kgo.Client) error {
 		return errors.New("the kafka client allows topic auto-creation: the relay creates its topics itself (use ProducerOptions)")
 	case cl.OptValue(kgo.DisableIdempotentWrite) == true:
 		return errors.New("the kafka client disables idempotent writes")
+	case cl.OptValue(kgo.RecordDeliveryTimeout) != time.Duration(0):
+		return errors.New("the kafka client sets RecordDeliveryTimeout, which kgo measures from the record timestamp: use Config.DeliveryTimeout")
 	}
 	if _, ok := cl.OptValue(kgo.RecordPartitioner).(partitioner); !ok {
 		return errors.New("the kafka client does not use relay.Partitioner (use ProducerOptions)")
@@ -133,12 +135,16 @@ func (rn *run) produce(ctx context.Context, rec Record, done func(error)) error 
 	}
 	span := startPublish(rn.r.cfg.TracerProvider, rn.r.cfg.Connector.Name, kr)
 	rn.mu.Lock()
+	if rn.inflight == 0 {
+		rn.progress = time.Now()
+	}
 	rn.inflight++
 	rn.mu.Unlock()
 	rn.r.cfg.Kafka.Produce(rn.pctx, kr, func(kr *kgo.Record, err error) {
 		endPublish(span, kr, err)
 		rn.mu.Lock()
 		rn.inflight--
+		rn.progress = time.Now()
 		if err != nil {
 			if rn.failed == nil {
 				rn.failed = fmt.Errorf("run relay %s: produce to %s: %w", rn.r.cfg.Connector.Name, kr.Topic, err)
@@ -176,6 +182,17 @@ func (rn *run) acked(kr *kgo.Record) {
 	}
 	t.End[kr.Partition] = kr.Offset + 1
 	rn.dirty = true
+}
+
+// stalled fails the run when records are in flight and Kafka answered none
+// for DeliveryTimeout (a broker that is down or unreachable): the Run ends
+// and is restarted instead of waiting forever. Called with rn.mu held.
+func (rn *run) stalled(now time.Time) error {
+	if rn.failed == nil && rn.inflight > 0 && now.Sub(rn.progress) > rn.r.cfg.DeliveryTimeout {
+		rn.failed = fmt.Errorf("run relay %s: kafka acknowledged none of %d records for %s",
+			rn.r.cfg.Connector.Name, rn.inflight, rn.r.cfg.DeliveryTimeout)
+	}
+	return rn.failed
 }
 
 // drain waits, at most timeout, until no record is in flight; it reports
@@ -216,6 +233,7 @@ type run struct {
 	writing  bool       // a checkpoint write is in progress
 	lost     bool       // an acknowledgement went backwards
 	inflight int
+	progress time.Time // when Kafka last answered, or records started to be in flight
 	failed   error
 	changed  chan struct{} // signalled after each produce callback
 }

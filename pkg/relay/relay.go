@@ -48,6 +48,10 @@ type Config struct {
 	// DrainTimeout bounds how long Run waits, when it stops (cancelled or
 	// failing), for records already handed to Kafka. Default 10s.
 	DrainTimeout time.Duration
+	// DeliveryTimeout fails the Run when records are in flight and Kafka
+	// answered none of them for that long (a broker down or unreachable);
+	// the Run is restarted and resends. Default 30s.
+	DeliveryTimeout time.Duration
 	// CheckpointInterval is how often, at most, the checkpoint is written
 	// while streaming. Default 1s.
 	CheckpointInterval time.Duration
@@ -145,6 +149,9 @@ func NewRelay(cfg Config) (*Relay, error) {
 	}
 	if cfg.DrainTimeout <= 0 {
 		cfg.DrainTimeout = 10 * time.Second
+	}
+	if cfg.DeliveryTimeout <= 0 {
+		cfg.DeliveryTimeout = 30 * time.Second
 	}
 	if cfg.CheckpointInterval <= 0 {
 		cfg.CheckpointInterval = time.Second

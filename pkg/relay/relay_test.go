@@ -237,12 +237,13 @@ func TestRelayFailsWhenKafkaIsUnreachable(t *testing.T) {
 	c := loadConnector(t, "order-outbox")
 	c.SlotName = f.slot(t)
 	producer, err := kgo.NewClient(append(append([]kgo.Opt{kgo.SeedBrokers(closed)}, relay.ProducerOptions()...),
-		kgo.RecordDeliveryTimeout(time.Second), kgo.RetryTimeout(time.Second))...)
+		kgo.RetryTimeout(time.Second))...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(producer.Close)
-	r, err := relay.NewRelay(relay.Config{Connector: c, ConnString: f.dbURL, Kafka: producer, StandbyTimeout: time.Second, Logger: f.logger(t)})
+	r, err := relay.NewRelay(relay.Config{Connector: c, ConnString: f.dbURL, Kafka: producer, StandbyTimeout: time.Second,
+		DeliveryTimeout: 2 * time.Second, Logger: f.logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -288,8 +289,9 @@ func TestRelayRefusesAutoCreatingProducer(t *testing.T) {
 	t.Parallel()
 	c := loadConnector(t, "order-outbox")
 	for name, opts := range map[string][]kgo.Opt{
-		"auto-creation":   append(relay.ProducerOptions(), kgo.AllowAutoTopicCreation()),
-		"own partitioner": {kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil))},
+		"auto-creation":    append(relay.ProducerOptions(), kgo.AllowAutoTopicCreation()),
+		"delivery timeout": append(relay.ProducerOptions(), kgo.RecordDeliveryTimeout(time.Second)),
+		"own partitioner":  {kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil))},
 	} {
 		cl, err := kgo.NewClient(append(opts, kgo.SeedBrokers("127.0.0.1:1"))...)
 		if err != nil {

@@ -148,7 +148,7 @@ func (rn *run) publishTable(ctx context.Context, tx pgx.Tx, t Table) (int, error
 		}
 		n++
 		rn.mu.Lock()
-		failed := rn.failed
+		failed := rn.stalled(time.Now())
 		rn.mu.Unlock()
 		if failed != nil {
 			return n, failed
@@ -182,11 +182,14 @@ func tablesEmpty(ctx context.Context, conn *pgx.Conn, tables []Table, exported s
 	return true, nil
 }
 
-// waitAcknowledged waits until no record is in flight, or one failed.
+// waitAcknowledged waits until no record is in flight, or one failed, or
+// Kafka stalled (see stalled).
 func (rn *run) waitAcknowledged(ctx context.Context) error {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
 	for {
 		rn.mu.Lock()
-		n, failed := rn.inflight, rn.failed
+		n, failed := rn.inflight, rn.stalled(time.Now())
 		rn.mu.Unlock()
 		if failed != nil {
 			return failed
@@ -196,6 +199,7 @@ func (rn *run) waitAcknowledged(ctx context.Context) error {
 		}
 		select {
 		case <-rn.changed:
+		case <-tick.C:
 		case <-ctx.Done():
 			return ctx.Err()
 		}

@@ -77,7 +77,7 @@ func (s *stream) loop(ctx context.Context) error {
 			return nil
 		}
 		s.mu.Lock()
-		failed, dirty, busy, pos := s.failed, s.dirty, len(s.queue) > 0, s.confirmable()
+		failed, dirty, busy, pos := s.stalled(time.Now()), s.dirty, len(s.queue) > 0, s.confirmable()
 		s.mu.Unlock()
 		if failed != nil {
 			return failed
