@@ -169,6 +169,9 @@ func TestComposePorts(t *testing.T) {
 			if port.Published != fmt.Sprint(port.Target) {
 				t.Errorf("%s publishes container port %d as %s: the README promises the same number", name, port.Target, port.Published)
 			}
+			if port.HostIP != "127.0.0.1" {
+				t.Errorf("%s publishes port %s on %q: bind it to 127.0.0.1, not to every interface", name, port.Published, port.HostIP)
+			}
 			got[name] = append(got[name], port.Published)
 		}
 	}
@@ -263,6 +266,59 @@ func TestComposePostgres(t *testing.T) {
 	}
 	if hc := s.HealthCheck; hc == nil || !slices.Contains(hc.Test, "pg_isready") {
 		t.Errorf("postgres healthcheck must use pg_isready, got %+v", hc)
+	}
+	checkNamedVolume(t, p, s, "/var/lib/postgresql/data")
+}
+
+// checkNamedVolume checks that service s keeps target in a named volume of
+// the project, so its data outlives the container (`docker compose down -v`
+// removes it).
+func checkNamedVolume(t *testing.T, p *types.Project, s types.ServiceConfig, target string) {
+	t.Helper()
+	for _, v := range s.Volumes {
+		if v.Target == target {
+			if _, ok := p.Volumes[v.Source]; v.Type != types.VolumeTypeVolume || !ok {
+				t.Errorf("%s: %s is mounted from %s %q, want a named volume of the project", s.Name, target, v.Type, v.Source)
+			}
+			return
+		}
+	}
+	t.Errorf("%s: %s is not a volume: its data would vanish with the container", s.Name, target)
+}
+
+// TestComposeKafka: the broker keeps its log in a volume, not in /tmp of the
+// container layer (the image's default).
+func TestComposeKafka(t *testing.T) {
+	t.Parallel()
+	p := loadCompose(t)
+	k := service(t, p, "kafka")
+	dir := env(t, k, "KAFKA_LOG_DIRS")
+	if dir != "/var/lib/kafka/data" {
+		t.Errorf("KAFKA_LOG_DIRS = %q, want /var/lib/kafka/data", dir)
+	}
+	checkNamedVolume(t, p, k, dir)
+}
+
+// TestComposeConnectHealth: Connect is healthy when GET /health answers 200
+// (KIP-1017), which it does only once the worker can take connector configs.
+func TestComposeConnectHealth(t *testing.T) {
+	t.Parallel()
+	hc := service(t, loadCompose(t), "connect").HealthCheck
+	if hc == nil || !slices.Contains(hc.Test, "http://localhost:8083/health") || !slices.Contains(hc.Test, "-f") && !slices.Contains(hc.Test, "-fsS") {
+		t.Errorf("connect healthcheck %+v: want curl -f http://localhost:8083/health", hc)
+	}
+}
+
+// TestGitAttributes: shell scripts are checked out with LF line endings,
+// also by Git for Windows (a CRLF register.sh fails on "set -eu\r").
+func TestGitAttributes(t *testing.T) {
+	t.Parallel()
+	attrs := readFile(t, filepath.Join(root(t), ".gitattributes"))
+	if !slices.Contains(strings.Split(attrs, "\n"), "*.sh text eol=lf") {
+		t.Errorf(".gitattributes has no line \"*.sh text eol=lf\":\n%s", attrs)
+	}
+	if strings.Contains(readFile(t, filepath.Join(root(t), "deploy", "connect", "register.sh")), "\r") {
+		t.Error("deploy/connect/register.sh contains a carriage return")
 	}
 }
 

@@ -41,7 +41,9 @@ var apps = []app{
 }
 
 // wantPorts is the host port table of the README's Docker section: service →
-// published host ports, each mapped to the same container port.
+// published host ports, each mapped to the same container port and bound to
+// 127.0.0.1. Postgres publishes none: nothing outside the compose network
+// needs it.
 var wantPorts = map[string][]string{
 	"order-service":    {"8080"},
 	"customer-service": {"8081"},
@@ -49,7 +51,6 @@ var wantPorts = map[string][]string{
 	"jaeger":           {"16686", "4317", "4318"},
 	"kafka":            {"9092"},
 	"connect":          {"8083"},
-	"postgres":         {"5432"},
 }
 
 // wantConnectors are the files of debezium/connectors (connector name = basename).
