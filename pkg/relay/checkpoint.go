@@ -136,6 +136,8 @@ func (rn *run) brokerLost(ctx context.Context) ([]string, error) {
 	rn.mu.Lock()
 	recorded := rn.ckpt.clone().Topics
 	rn.mu.Unlock()
+	// Heartbeats are not re-published: a lost heartbeat topic loses nothing.
+	delete(recorded, rn.r.cfg.Connector.HeartbeatTopic)
 	if len(recorded) == 0 {
 		return nil, nil
 	}

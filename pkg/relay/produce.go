@@ -172,7 +172,7 @@ func (rn *run) acked(kr *kgo.Record) {
 	if t == nil { // cannot happen: ensureTopic registered it
 		return
 	}
-	if end := t.End[kr.Partition]; kr.Offset < end {
+	if end := t.End[kr.Partition]; kr.Offset < end && kr.Topic != rn.r.cfg.Connector.HeartbeatTopic {
 		if rn.failed == nil {
 			rn.failed = fmt.Errorf("run relay %s: %w: %s partition %d acknowledged offset %d below %d",
 				rn.r.cfg.Connector.Name, errBrokerLost, kr.Topic, kr.Partition, kr.Offset, end)
