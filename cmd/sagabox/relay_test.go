@@ -97,7 +97,7 @@ func TestRelayCommandWaitsForPostgres(t *testing.T) {
 		"database.dbname": strings.TrimPrefix(u.Path, "/"), "topic.prefix": "order", "plugin.name": "pgoutput",
 		"slot.name": testenv.Name("slot"), "publication.name": "order_outbox", "publication.autocreate.mode": "filtered",
 		"table.include.list": "public.outboxevent",
-		"key.converter": "org.apache.kafka.connect.storage.StringConverter", "value.converter": "org.apache.kafka.connect.storage.StringConverter",
+		"key.converter":      "org.apache.kafka.connect.storage.StringConverter", "value.converter": "org.apache.kafka.connect.storage.StringConverter",
 		"transforms": "outbox", "transforms.outbox.type": "io.debezium.transforms.outbox.EventRouter",
 		"transforms.outbox.route.topic.replacement": "${routedByValue}.request",
 	}
@@ -116,7 +116,9 @@ func TestRelayCommandWaitsForPostgres(t *testing.T) {
 	var stdout syncBuffer
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"relay"}, func(k string) string { return env[k] }, &stdout, io.Discard) }()
+	go func() {
+		done <- run(ctx, []string{"relay"}, func(k string) string { return env[k] }, &stdout, io.Discard)
+	}()
 	stop := sync.OnceValue(func() error { cancel(); return <-done })
 	t.Cleanup(func() {
 		_ = stop()
