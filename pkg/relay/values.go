@@ -135,7 +135,7 @@ func connectValue(col Column, text *string, o valueOptions) (any, error) {
 		case "base64-url-safe":
 			return base64.URLEncoding.EncodeToString(b), nil
 		case "hex":
-			return strings.ToUpper(hex.EncodeToString(b)), nil
+			return hex.EncodeToString(b), nil
 		}
 		return b, nil
 	case oidDate:
