@@ -93,7 +93,11 @@ type Config struct {
 //     produced to them; the producer never relies on auto-creation.
 //   - Rows that existed before the slot are published by the snapshot
 //     (snapshot.mode=initial, the default): every row of the captured
-//     tables, read in one transaction, before streaming starts.
+//     tables, read in one transaction before streaming starts — on the
+//     slot's exported snapshot when Run creates the slot, so each row once.
+//     A slot created by Setup over non-empty tables, or a snapshot cut short
+//     by a crash, is snapshotted at the next Run on a fresh read, and rows
+//     committed in between are published twice.
 //   - The checkpoint (table relay_checkpoint, one row per slot) records, per
 //     topic, the topic ID and the end offset of every partition Kafka has
 //     acknowledged. At the start of every Run it is compared with the
@@ -102,6 +106,8 @@ type Config struct {
 //     publishes the captured tables again (the snapshot's code path), waits
 //     for Kafka to acknowledge all of it, records it and streams on. Rows
 //     already pruned from the outbox cannot be re-published.
+//     An acknowledgement below a recorded offset while streaming ends the
+//     Run the same way and marks the tables for re-publishing.
 //     Re-publishing in table order is safe because every consumer skips an
 //     id it has already processed, so only records no consumer processed
 //     have any effect; and in this system at most one such record exists
