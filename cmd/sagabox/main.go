@@ -14,6 +14,9 @@ import (
 	"os/signal"
 	"syscall"
 
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/propagation"
+
 	"github.com/sagabox/sagabox/services/customer"
 	"github.com/sagabox/sagabox/services/order"
 	"github.com/sagabox/sagabox/services/payment"
@@ -31,6 +34,10 @@ commands:
 `
 
 func main() {
+	// pkg/consumer still extracts the trace context through OpenTelemetry's
+	// global propagator; every other package uses propagation.TraceContext{}
+	// explicitly. Remove this line once pkg/consumer does too.
+	otel.SetTextMapPropagator(propagation.TraceContext{})
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
@@ -54,7 +61,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "payment":
 		return payment.Run(ctx, getenv, stdout)
 	case "relay":
-		return relay(ctx, getenv, stdout)
+		return runRelay(ctx, getenv, stdout)
 	case "trace":
 		return traceCmd(ctx, rest, getenv, stdout, stderr)
 	case "help", "-h", "--help":

@@ -2,58 +2,87 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/url"
+	"strconv"
 	"strings"
-	"time"
-
-	"github.com/twmb/franz-go/pkg/kgo"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/sagabox/sagabox/internal/platform"
-	"github.com/sagabox/sagabox/pkg/outbox"
+	"github.com/sagabox/sagabox/pkg/relay"
 )
 
-// relay runs one outbox relay per connector file, standalone: what Debezium
-// does in the Docker setup. RELAY_DATABASE_HOST / _PORT override the
-// connectors' database.hostname / port (which name Docker hosts).
-func relay(ctx context.Context, getenv func(string) string, stdout io.Writer) error {
-	dir := envOr(getenv, "CONNECTORS_DIR", "debezium/connectors")
-	brokers := strings.Split(envOr(getenv, "KAFKA_BROKERS", "localhost:9092"), ",")
-	host := envOr(getenv, "RELAY_DATABASE_HOST", "127.0.0.1")
-	port := envOr(getenv, "RELAY_DATABASE_PORT", "54320")
-	log := slog.New(slog.NewJSONHandler(stdout, nil)).With("service", "relay")
-	connectors, err := outbox.LoadConnectors(dir)
+// relayConfig is `sagabox relay`'s configuration, from the environment.
+type relayConfig struct {
+	connectors []relay.Connector
+	brokers    []string
+	dbHost     string // replaces the connectors' database.hostname (a Docker host name)
+	dbPort     int    // and database.port
+}
+
+// loadRelayConfig reads CONNECTORS_DIR (debezium/connectors), KAFKA_BROKERS
+// (localhost:9092), RELAY_DATABASE_HOST (127.0.0.1) and RELAY_DATABASE_PORT
+// (54320), reporting every problem at once.
+func loadRelayConfig(getenv func(string) string) (relayConfig, error) {
+	var errs []error
+	cfg := relayConfig{dbHost: envOr(getenv, "RELAY_DATABASE_HOST", "127.0.0.1")}
+	connectors, err := relay.LoadConnectors(envOr(getenv, "CONNECTORS_DIR", "debezium/connectors"))
 	if err != nil {
-		return err
+		errs = append(errs, fmt.Errorf("CONNECTORS_DIR: %w", err))
+	}
+	cfg.connectors = connectors
+	for b := range strings.SplitSeq(envOr(getenv, "KAFKA_BROKERS", "localhost:9092"), ",") {
+		if b = strings.TrimSpace(b); b != "" {
+			cfg.brokers = append(cfg.brokers, b)
+		}
+	}
+	if len(cfg.brokers) == 0 {
+		errs = append(errs, errors.New("KAFKA_BROKERS: no broker"))
+	}
+	port, err := strconv.Atoi(envOr(getenv, "RELAY_DATABASE_PORT", "54320"))
+	if err != nil || port <= 0 || port > 65535 {
+		errs = append(errs, fmt.Errorf("RELAY_DATABASE_PORT=%q: want a port number", getenv("RELAY_DATABASE_PORT")))
+	}
+	cfg.dbPort = port
+	return cfg, errors.Join(errs...)
+}
+
+// runRelay runs one relay per connector file, standalone, under a
+// relay.Supervisor: what Debezium does in the Docker setup. It logs JSON to
+// stdout, keeps retrying while Postgres or Kafka are unreachable, and
+// returns an error only for a configuration error (nil when ctx ends).
+func runRelay(ctx context.Context, getenv func(string) string, stdout io.Writer) error {
+	log := slog.New(slog.NewJSONHandler(stdout, nil)).With("service", "relay")
+	cfg, err := loadRelayConfig(getenv)
+	if err != nil {
+		return fmt.Errorf("relay configuration: %w", err)
 	}
 	tp, stopTracing, err := platform.NewTracerProvider(ctx, getenv, "outbox-relay")
 	if err != nil {
 		return fmt.Errorf("relay tracing: %w", err)
 	}
 	defer func() { _ = stopTracing(context.WithoutCancel(ctx)) }()
-	g, ctx := errgroup.WithContext(ctx)
-	for _, c := range connectors {
-		producer, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.AllowAutoTopicCreation(),
-			kgo.RecordDeliveryTimeout(30*time.Second))
-		if err != nil {
-			return fmt.Errorf("create kafka producer: %w", err)
-		}
-		defer producer.Close()
-		u, err := url.Parse(c.ConnString())
-		if err != nil {
-			return fmt.Errorf("connector %s: %w", c.Name, err)
-		}
-		u.Host = host + ":" + port
-		r, err := outbox.NewRelay(outbox.RelayConfig{Connector: c, ConnString: u.String(), Kafka: producer, Logger: log, TracerProvider: tp})
-		if err != nil {
-			return fmt.Errorf("connector %s: %w", c.Name, err)
-		}
-		g.Go(func() error { return r.Run(ctx) })
+	sup, err := relay.NewSupervisor(relay.SupervisorConfig{
+		Connectors: cfg.connectors,
+		ConnString: func(c relay.Connector) string {
+			u, _ := url.Parse(c.ConnString()) // built by Connector: always parses
+			u.Host = net.JoinHostPort(cfg.dbHost, strconv.Itoa(cfg.dbPort))
+			return u.String()
+		},
+		Brokers: cfg.brokers,
+		Logger:  log,
+		Relay:   relay.Config{TracerProvider: tp},
+	})
+	if err != nil {
+		return err
 	}
-	return g.Wait()
+	defer sup.Close()
+	log.InfoContext(ctx, "relay starting", "connectors", len(cfg.connectors), "kafka", cfg.brokers,
+		"database", net.JoinHostPort(cfg.dbHost, strconv.Itoa(cfg.dbPort)))
+	return sup.Run(ctx)
 }
 
 func envOr(getenv func(string) string, key, def string) string {

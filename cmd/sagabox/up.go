@@ -19,7 +19,7 @@ import (
 
 	"github.com/sagabox/sagabox/internal/pgcluster"
 	"github.com/sagabox/sagabox/internal/stack"
-	"github.com/sagabox/sagabox/pkg/outbox"
+	"github.com/sagabox/sagabox/pkg/relay"
 )
 
 // up runs the whole system in this process: a dedicated Postgres cluster
@@ -61,7 +61,7 @@ func up(ctx context.Context, args []string, getenv func(string) string, stdout, 
 			log.Error("stop postgres", "err", err)
 		}
 	}()
-	connectors, err := outbox.LoadConnectors(*connectorsDir)
+	connectors, err := relay.LoadConnectors(*connectorsDir)
 	if err != nil {
 		return err
 	}

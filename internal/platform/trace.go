@@ -15,7 +15,6 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/jackc/pgx/v5"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
-	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/propagation"
@@ -25,13 +24,6 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 )
-
-func init() {
-	// W3C trace context is the only propagation format on the wire (outbox
-	// columns, Kafka headers, HTTP). Setting it is idempotent and shared by
-	// every service in the process.
-	otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}))
-}
 
 // NewTracerProvider configures OpenTelemetry tracing for service from the
 // standard variables read through getenv: OTEL_EXPORTER_OTLP_ENDPOINT or
@@ -138,10 +130,13 @@ func NameSpanByRoute(next http.Handler) http.Handler {
 }
 
 // HTTPHandler wraps h with OpenTelemetry server spans (health checks are not
-// traced).
+// traced). The incoming trace context is read in the W3C Trace Context
+// format, the only one on the wire (outbox columns, Kafka headers, HTTP); no
+// global propagator is consulted.
 func HTTPHandler(h http.Handler, tp trace.TracerProvider) http.Handler {
 	return otelhttp.NewHandler(h, "http.server",
 		otelhttp.WithTracerProvider(tp),
+		otelhttp.WithPropagators(propagation.TraceContext{}),
 		otelhttp.WithSpanNameFormatter(func(_ string, req *http.Request) string { return req.Method }),
 		otelhttp.WithFilter(func(req *http.Request) bool { return req.URL.Path != "/healthz" }),
 	)

@@ -17,13 +17,12 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/twmb/franz-go/pkg/kgo"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/sagabox/sagabox/internal/platform"
 
 	"github.com/sagabox/sagabox/migrations"
-	"github.com/sagabox/sagabox/pkg/outbox"
+	"github.com/sagabox/sagabox/pkg/relay"
 	"github.com/sagabox/sagabox/services/customer"
 	"github.com/sagabox/sagabox/services/order"
 	"github.com/sagabox/sagabox/services/payment"
@@ -81,7 +80,7 @@ type Stack struct {
 	wg       sync.WaitGroup
 	mu       sync.Mutex
 	services map[string]*running
-	relays   []*kgo.Client
+	relays   *relay.Supervisor // nil until started
 	relayTP  trace.TracerProvider
 	stopTP   func(context.Context) error
 }
@@ -109,7 +108,7 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 			return nil, fmt.Errorf("migrate %s: %w", svc.Database, err)
 		}
 	}
-	connectors, err := outbox.LoadConnectors(cfg.ConnectorsDir)
+	connectors, err := relay.LoadConnectors(cfg.ConnectorsDir)
 	if err != nil {
 		return nil, err
 	}
@@ -121,11 +120,9 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 		cancel()
 		return nil, fmt.Errorf("relay tracing: %w", err)
 	}
-	for _, c := range connectors {
-		if err := s.startRelay(ctx, c); err != nil {
-			s.Close()
-			return nil, err
-		}
+	if err := s.startRelays(ctx, connectors); err != nil {
+		s.Close()
+		return nil, err
 	}
 	for _, svc := range Services {
 		if err := s.StartService(svc.Name); err != nil {
@@ -148,55 +145,33 @@ func migrate(ctx context.Context, dbURL string, fsys fs.FS) error {
 	return migrations.Up(ctx, pool, fsys)
 }
 
-// startRelay sets the relay of connector c up and supervises it: a relay
-// that fails (Kafka or Postgres gone) is restarted from its slot's
-// confirmed position after a backoff.
-func (s *Stack) startRelay(ctx context.Context, c outbox.Connector) error {
-	dbURL, ok := s.cfg.DatabaseURLs[c.DBName]
-	if !ok {
-		return fmt.Errorf("connector %s: no database URL for %s", c.Name, c.DBName)
+// startRelays runs one relay per connector under a relay.Supervisor, the
+// one `sagabox relay` runs: a relay that fails (Kafka or Postgres gone) is
+// restarted from its slot's confirmed position after a backoff. The slots
+// are created first, so the services' first rows are streamed rather than
+// snapshotted.
+func (s *Stack) startRelays(ctx context.Context, connectors []relay.Connector) error {
+	for i := range connectors {
+		if _, ok := s.cfg.DatabaseURLs[connectors[i].DBName]; !ok {
+			return fmt.Errorf("connector %s: no database URL for %s", connectors[i].Name, connectors[i].DBName)
+		}
+		connectors[i].SlotName += s.cfg.SlotSuffix
 	}
-	c.SlotName += s.cfg.SlotSuffix
-	producer, err := kgo.NewClient(
-		kgo.SeedBrokers(s.cfg.Brokers...),
-		kgo.AllowAutoTopicCreation(),
-		kgo.ProducerLinger(time.Millisecond),
-		// A broker outage fails the relay (which is restarted) instead of
-		// blocking it forever; unconfirmed WAL is re-read either way.
-		kgo.RecordDeliveryTimeout(30*time.Second),
-	)
-	if err != nil {
-		return fmt.Errorf("connector %s: create kafka producer: %w", c.Name, err)
-	}
-	s.relays = append(s.relays, producer)
-	log := s.log
-	relay, err := outbox.NewRelay(outbox.RelayConfig{
-		Connector: c, ConnString: dbURL, Kafka: producer, Logger: log, TracerProvider: s.relayTP,
+	sup, err := relay.NewSupervisor(relay.SupervisorConfig{
+		Connectors: connectors,
+		ConnString: func(c relay.Connector) string { return s.cfg.DatabaseURLs[c.DBName] },
+		Brokers:    s.cfg.Brokers,
+		Logger:     s.log,
+		Relay:      relay.Config{TracerProvider: s.relayTP},
 	})
 	if err != nil {
-		return fmt.Errorf("connector %s: %w", c.Name, err)
+		return err
 	}
-	if err := relay.Setup(ctx); err != nil {
-		return fmt.Errorf("connector %s: %w", c.Name, err)
+	s.relays = sup
+	if err := sup.Setup(ctx); err != nil {
+		return err
 	}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		backoff := 100 * time.Millisecond
-		for {
-			err := relay.Run(s.ctx)
-			if s.ctx.Err() != nil {
-				return
-			}
-			log.ErrorContext(s.ctx, "relay failed, restarting", "connector", c.Name, "err", err, "backoff", backoff)
-			select {
-			case <-s.ctx.Done():
-				return
-			case <-time.After(backoff):
-			}
-			backoff = min(2*backoff, 5*time.Second)
-		}
-	}()
+	s.wg.Go(func() { _ = sup.Run(s.ctx) })
 	return nil
 }
 
@@ -273,8 +248,8 @@ func (s *Stack) Close() {
 	}
 	s.cancel()
 	s.wg.Wait()
-	for _, p := range s.relays {
-		p.Close()
+	if s.relays != nil {
+		s.relays.Close()
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

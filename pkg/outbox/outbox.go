@@ -1,8 +1,9 @@
-// Package outbox implements the transactional outbox: Write inserts messages
-// into the service's outbox table inside the caller's transaction, the
-// journal (MarkConsumed) makes consumers idempotent, Prune removes published
-// rows after a retention period, and Relay streams the outbox inserts from the
-// PostgreSQL WAL to Kafka the way Debezium's EventRouter does.
+// Package outbox implements the transactional outbox as every service uses
+// it: Write inserts messages into the service's outbox table inside the
+// caller's transaction, the journal (MarkConsumed) makes consumers
+// idempotent, and Prune removes published rows after a retention period.
+// Publishing the rows from the WAL to Kafka is Debezium's job, or, without
+// Docker, package relay's.
 //
 // The outbox table is named "outboxevent" in every service database and has
 // EventRouter's default columns (id, aggregatetype, aggregateid, type,
@@ -19,7 +20,6 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/propagation"
 )
 
@@ -42,12 +42,13 @@ type Event struct {
 
 // Write inserts events into the outbox table within tx. It never begins or
 // commits: the events are published if and only if tx commits, and in commit
-// order. The trace context of ctx (if any) is stored with every event.
+// order. The W3C trace context of ctx (if any) is stored with every event,
+// always in the W3C Trace Context format (no global propagator is consulted).
 func Write(ctx context.Context, tx pgx.Tx, events ...Event) error {
 	const q = `INSERT INTO outboxevent (id, aggregatetype, aggregateid, type, payload, traceparent, tracestate)
 		VALUES ($1, $2, $3, $4, $5, NULLIF($6, ''), NULLIF($7, ''))`
 	carrier := propagation.MapCarrier{}
-	otel.GetTextMapPropagator().Inject(ctx, carrier)
+	propagation.TraceContext{}.Inject(ctx, carrier)
 	for _, e := range events {
 		if e.ID == uuid.Nil {
 			e.ID = uuid.New()

@@ -1,10 +1,9 @@
-package outbox
+package relay
 
 import (
 	"context"
 
 	"github.com/twmb/franz-go/pkg/kgo"
-	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
@@ -23,9 +22,13 @@ func (c headerCarrier) Get(key string) string {
 	return ""
 }
 
-// Set replaces the value of an existing header only: the relay never adds
-// trace headers the connector does not place.
+// Set replaces the value of an existing traceparent header only: the relay
+// never adds headers the connector does not place, and keeps tracestate as
+// the outbox row had it.
 func (c headerCarrier) Set(key, value string) {
+	if key != "traceparent" {
+		return
+	}
 	for i, h := range c.r.Headers {
 		if h.Key == key {
 			c.r.Headers[i].Value = []byte(value)
@@ -43,21 +46,23 @@ func (c headerCarrier) Keys() []string {
 
 var _ propagation.TextMapCarrier = headerCarrier{}
 
-// startPublish starts the producer span of a record, a child of the trace
-// context the writer stored in the outbox row (now the record's traceparent
-// header), and rewrites that header to the new span, so the consumer's span
-// hangs under the publish. Records without a trace context get no span.
+// startPublish starts the producer span of a record, a child of the W3C
+// trace context the writer stored in the outbox row (now the record's
+// traceparent header), and, when the span is recorded, rewrites that header
+// to name it, so the consumer's span hangs under the publish. Records
+// without a trace context, or whose span is not recorded (no provider, a
+// no-op provider, sampled out), keep their headers exactly.
 func startPublish(tp trace.TracerProvider, connector string, kr *kgo.Record) trace.Span {
 	carrier := headerCarrier{kr}
 	if tp == nil || carrier.Get("traceparent") == "" {
 		return nil
 	}
-	prop := otel.GetTextMapPropagator()
+	prop := propagation.TraceContext{}
 	ctx := prop.Extract(context.Background(), carrier)
 	if !trace.SpanContextFromContext(ctx).IsValid() {
 		return nil
 	}
-	ctx, span := tp.Tracer("github.com/sagabox/sagabox/pkg/outbox").Start(ctx, kr.Topic+" publish",
+	ctx, span := tp.Tracer("github.com/sagabox/sagabox/pkg/relay").Start(ctx, kr.Topic+" publish",
 		trace.WithSpanKind(trace.SpanKindProducer),
 		trace.WithAttributes(
 			attribute.String("messaging.system", "kafka"),
@@ -67,6 +72,10 @@ func startPublish(tp trace.TracerProvider, connector string, kr *kgo.Record) tra
 			attribute.String("messaging.message.id", carrier.Get("id")),
 			attribute.String("outbox.connector", connector),
 		))
+	if !span.IsRecording() {
+		span.End()
+		return nil
+	}
 	prop.Inject(ctx, carrier)
 	return span
 }
