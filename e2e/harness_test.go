@@ -21,8 +21,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"go.opentelemetry.io/otel"
-	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/sagabox/sagabox/internal/pgcluster"
@@ -30,13 +28,7 @@ import (
 	"github.com/sagabox/sagabox/internal/testenv"
 )
 
-func TestMain(m *testing.M) {
-	// As cmd/sagabox's main does: pkg/consumer still extracts the trace
-	// context through OpenTelemetry's global propagator (every other package
-	// uses propagation.TraceContext{} explicitly). Remove once it does not.
-	otel.SetTextMapPropagator(propagation.TraceContext{})
-	testenv.Main(m)
-}
+func TestMain(m *testing.M) { testenv.Main(m) }
 
 // system is one running stack with fresh databases and broker.
 type system struct {

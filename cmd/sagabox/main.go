@@ -14,9 +14,6 @@ import (
 	"os/signal"
 	"syscall"
 
-	"go.opentelemetry.io/otel"
-	"go.opentelemetry.io/otel/propagation"
-
 	"github.com/sagabox/sagabox/services/customer"
 	"github.com/sagabox/sagabox/services/order"
 	"github.com/sagabox/sagabox/services/payment"
@@ -34,10 +31,6 @@ commands:
 `
 
 func main() {
-	// pkg/consumer still extracts the trace context through OpenTelemetry's
-	// global propagator; every other package uses propagation.TraceContext{}
-	// explicitly. Remove this line once pkg/consumer does too.
-	otel.SetTextMapPropagator(propagation.TraceContext{})
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
