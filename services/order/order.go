@@ -6,14 +6,9 @@ package order
 import (
 	"context"
 	"io"
-	"log/slog"
-	"net/http"
-
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/sagabox/sagabox/internal/platform"
 	"github.com/sagabox/sagabox/migrations"
-	"github.com/sagabox/sagabox/pkg/consumer"
 	"github.com/sagabox/sagabox/services/order/internal/app"
 	"github.com/sagabox/sagabox/services/order/internal/httpapi"
 )
@@ -32,12 +27,12 @@ func Service() platform.Service {
 		Defaults:   Defaults,
 		Migrations: migrations.Order(),
 		Topics:     app.ReplyTopics(),
-		Build: func(pool *pgxpool.Pool, log *slog.Logger, health http.Handler) (consumer.Handler, http.Handler, error) {
-			a, err := app.New(pool, log)
+		Build: func(d platform.Deps) (platform.Parts, error) {
+			a, err := app.New(d.Pool, d.Log)
 			if err != nil {
-				return nil, nil, err
+				return platform.Parts{}, err
 			}
-			return a.OnReply, httpapi.Routes(a, health, log), nil
+			return platform.Parts{Handler: a.OnReply, Routes: httpapi.Routes(a, d.Health, d.Log)}, nil
 		},
 	}
 }
