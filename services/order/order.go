@@ -21,18 +21,30 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	return Service().Run(ctx, getenv, stdout)
 }
 
-// Service describes the order service for platform.Service.Run.
+// Service describes the order service for platform.Service.Run: besides the
+// consumer and the HTTP API it runs the saga deadline sweeper.
 func Service() platform.Service {
+	settings := app.DefaultSettings()
 	return platform.Service{
 		Defaults:   Defaults,
 		Migrations: migrations.Order(),
 		Topics:     app.ReplyTopics(),
+		// Settings reads the saga settings before Build uses them.
+		Settings: func(getenv func(string) string) error {
+			var err error
+			settings, err = app.LoadSettings(getenv)
+			return err
+		},
 		Build: func(d platform.Deps) (platform.Parts, error) {
-			a, err := app.New(d.Pool, d.Log)
+			a, err := app.New(d.Pool, d.Log, settings)
 			if err != nil {
 				return platform.Parts{}, err
 			}
-			return platform.Parts{Handler: a.OnReply, Routes: httpapi.Routes(a, d.Health, d.Log)}, nil
+			return platform.Parts{
+				Handler: a.OnReply,
+				Routes:  httpapi.Routes(a, d.Health, d.Log),
+				Tasks:   []func(context.Context) error{a.RunSweeper},
+			}, nil
 		},
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/google/uuid"
@@ -126,6 +127,9 @@ type sagaResponse struct {
 	Status      saga.Status                `json:"status"`
 	CurrentStep string                     `json:"currentStep"`
 	StepStatus  map[string]saga.StepStatus `json:"stepStatus"`
+	Attempt     int                        `json:"attempt"`
+	Deadline    string                     `json:"deadline,omitempty"` // absent when nothing waits
+	StatusSince string                     `json:"statusSince"`
 	Version     int                        `json:"version"`
 	Payload     json.RawMessage            `json:"payload,omitempty"`
 	CreatedAt   string                     `json:"createdAt"`
@@ -133,12 +137,19 @@ type sagaResponse struct {
 }
 
 func toSagaResponse(s saga.State) sagaResponse {
-	return sagaResponse{
+	r := sagaResponse{
 		ID: s.ID, Type: s.Type, Status: s.Status, CurrentStep: s.CurrentStep, StepStatus: s.StepStatus,
-		Version: s.Version, CreatedAt: s.CreatedAt.UTC().Format("2006-01-02T15:04:05.000Z"),
-		UpdatedAt: s.UpdatedAt.UTC().Format("2006-01-02T15:04:05.000Z"),
+		Attempt: s.Attempt, StatusSince: timestamp(s.StatusSince), Version: s.Version,
+		CreatedAt: timestamp(s.CreatedAt), UpdatedAt: timestamp(s.UpdatedAt),
 	}
+	if !s.Deadline.IsZero() {
+		r.Deadline = timestamp(s.Deadline)
+	}
+	return r
 }
+
+// timestamp formats t in UTC with milliseconds.
+func timestamp(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z") }
 
 func (h handlers) getOrder(w http.ResponseWriter, r *http.Request) {
 	id, err := strconv.ParseInt(chi.URLParam(r, "id"), 10, 64)

@@ -1,0 +1,67 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/sagabox/sagabox/pkg/saga"
+)
+
+// maxSweep bounds the sagas one sweep acts on, so that one sweep never runs
+// for long; the next one continues.
+const maxSweep = 200
+
+// Sweep acts on the sagas past their deadline, one transaction each (see
+// saga.Orchestrator.Expire): a request is sent again, a step abandoned and
+// compensated, a compensation sent again; an order whose saga aborts is
+// settled REJECTED in the same transaction. Sweeps of several order-service
+// instances at once share the due sagas and never act twice on one. It
+// returns how many sagas it acted on.
+func (a *App) Sweep(ctx context.Context) (int, error) {
+	n := 0
+	for n < maxSweep {
+		var (
+			s     saga.State
+			acted bool
+		)
+		err := pgx.BeginFunc(ctx, a.pool, func(tx pgx.Tx) error {
+			var err error
+			s, acted, err = a.sagas.Expire(ctx, tx)
+			if err != nil || !acted {
+				return err
+			}
+			return settle(ctx, tx, s)
+		})
+		if err != nil {
+			return n, fmt.Errorf("sweep saga deadlines: %w", err)
+		}
+		if !acted {
+			return n, nil
+		}
+		n++
+		step := s.CurrentStep
+		a.log.InfoContext(ctx, "saga deadline passed", "saga_id", s.ID, "saga_step", step,
+			"step_status", s.StepStatus[step], "saga_status", s.Status, "attempt", s.Attempt, "version", s.Version)
+	}
+	return n, nil
+}
+
+// RunSweeper sweeps every Settings.SweepInterval until ctx ends. A failed
+// sweep (the database away) is logged and tried again at the next tick.
+func (a *App) RunSweeper(ctx context.Context) error {
+	t := time.NewTicker(a.settings.SweepInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		if _, err := a.Sweep(ctx); err != nil && ctx.Err() == nil {
+			a.log.WarnContext(ctx, "deadline sweep failed", "err", err)
+		}
+	}
+}
