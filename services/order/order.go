@@ -42,7 +42,7 @@ func Service() platform.Service {
 			}
 			return platform.Parts{
 				Handler: a.OnReply,
-				Routes:  httpapi.Routes(a, d.Health, d.Log),
+				Routes:  httpapi.Routes(a, d.Health, d.Log, d.Config.AdminTokens),
 				Tasks:   []func(context.Context) error{a.RunSweeper},
 			}, nil
 		},

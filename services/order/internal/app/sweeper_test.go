@@ -164,7 +164,7 @@ func TestSweepResendsCompensationForever(t *testing.T) {
 	// Stuck: ABORTING for longer than the bound (15 min by default).
 	stuck := func() int {
 		t.Helper()
-		states, _, err := saga.List(context.Background(), pool, saga.Filter{Stuck: true, StuckAfter: app.DefaultSettings().StuckAfter})
+		states, _, err := a.ListSagas(context.Background(), saga.Filter{Stuck: true})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/sagabox/sagabox/internal/platform"
 	"github.com/sagabox/sagabox/internal/testenv"
 	"github.com/sagabox/sagabox/migrations"
 	"github.com/sagabox/sagabox/services/order/internal/app"
@@ -29,7 +30,7 @@ func newServer(t *testing.T) (*httptest.Server, *pgxpool.Pool) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(httpapi.Routes(a, http.NotFoundHandler(), log))
+	srv := httptest.NewServer(httpapi.Routes(a, http.NotFoundHandler(), log, platform.AdminTokens{}))
 	t.Cleanup(srv.Close)
 	return srv, pool
 }
