@@ -129,15 +129,20 @@ func (o *Orchestrator) Handle(ctx context.Context, tx pgx.Tx, id uuid.UUID, step
 // deadline, and persists the result like Handle, with cause "retry" (a
 // message sent again) or "timeout" (the step abandoned). The bool is false
 // when no saga is due. Call it in a loop, one transaction per saga, until it
-// reports false.
-func (o *Orchestrator) Expire(ctx context.Context, tx pgx.Tx) (State, bool, error) {
+// reports false. On an error the returned state names the saga that failed
+// (if one was taken): pass its id in skip for the rest of the sweep, so that
+// one saga failing for good does not hold back the others.
+func (o *Orchestrator) Expire(ctx context.Context, tx pgx.Tx, skip ...uuid.UUID) (State, bool, error) {
 	const q = `SELECT ` + stateColumns + `, now() FROM sagastate
-		WHERE type = $1 AND deadline <= now()
+		WHERE type = $1 AND deadline <= now() AND NOT (id = ANY($2))
 		ORDER BY deadline
 		LIMIT 1
 		FOR UPDATE SKIP LOCKED`
+	if skip == nil {
+		skip = []uuid.UUID{}
+	}
 	var now time.Time
-	s, err := scanState(tx.QueryRow(ctx, q, o.def.Type), &now)
+	s, err := scanState(tx.QueryRow(ctx, q, o.def.Type, skip), &now)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return State{}, false, nil
 	}

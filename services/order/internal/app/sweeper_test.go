@@ -247,3 +247,32 @@ func TestLoadSettings(t *testing.T) {
 		}
 	}
 }
+
+// A saga whose deadline cannot be handled (here: its payload corrupted, so
+// its request cannot be built) is reported and left past its deadline, and
+// does not hold back the sagas due after it.
+func TestSweepGoesOnPastASagaThatFails(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	a, pool := newApp(t)
+	bad, good := place(t, a), place(t, a)
+	_, err := pool.Exec(ctx, `UPDATE sagastate SET payload = '"not an object"', deadline = now() - interval '1 minute' WHERE id = $1`, bad.SagaID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = pool.Exec(ctx, `UPDATE sagastate SET deadline = now() - interval '1 second' WHERE id = $1`, good.SagaID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := a.Sweep(ctx)
+	if n != 1 || err == nil || !strings.Contains(err.Error(), bad.SagaID.String()) {
+		t.Fatalf("Sweep = %d, %v; want 1 saga acted on and an error naming saga %s", n, err, bad.SagaID)
+	}
+	if s := snapshot(t, pool, good).Saga; s.Attempt != 1 {
+		t.Errorf("good saga at attempt %d, want 1", s.Attempt)
+	}
+	stuck, _, err := a.ListSagas(ctx, saga.Filter{Stuck: true})
+	if err != nil || len(stuck) != 1 || stuck[0].ID != bad.SagaID || stuck[0].Version != 0 {
+		t.Errorf("stuck = %+v (%v), want the failing saga, unchanged", stuck, err)
+	}
+}
