@@ -4,10 +4,10 @@
 // compensates it, the mapping of its replies to a step outcome and its
 // Deadline (how long to wait for the participant, how often to ask again).
 // The state of every saga instance is one row of the table "sagastate",
-// changed only by the pure functions of this file (Transition for replies,
-// Timeout for passed deadlines, Abort, Retry and MarkCompensated for
-// operators) and persisted with an optimistic lock, each change with a row
-// of "sagastate_history".
+// changed only by pure functions (Transition for replies, Timeout for passed
+// deadlines, Abort, Retry and MarkCompensated for operators) and persisted
+// by the Orchestrator with an optimistic lock, each change with rows of
+// "sagastate_history".
 //
 // The engine knows nothing about orders: the order service defines the
 // order-placement saga as data and calls the Orchestrator from its own
