@@ -4,6 +4,7 @@
 //	sagabox order|customer|payment  one service, configured by environment variables
 //	sagabox relay                   the outbox relays for debezium/connectors/*.json
 //	sagabox trace ORDER_ID|TRACE_ID print one order's trace from Jaeger as a waterfall
+//	sagabox sagas list|show|abort|retry|compensate  the order service's saga admin API
 package main
 
 import (
@@ -28,6 +29,8 @@ commands:
   payment   run the payment service
   relay     run the outbox relays       (env: CONNECTORS_DIR, KAFKA_BROKERS, RELAY_DATABASE_HOST, ...)
   trace     print an order's trace from Jaeger as a waterfall
+  sagas     list, show, abort, retry sagas, mark a compensation done (the order service's /admin API;
+            env: ORDER_URL, ADMIN_TOKEN; sagabox sagas help)
 `
 
 func main() {
@@ -57,6 +60,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runRelay(ctx, getenv, stdout)
 	case "trace":
 		return traceCmd(ctx, rest, getenv, stdout, stderr)
+	case "sagas":
+		return sagasCmd(ctx, rest, getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -35,6 +35,7 @@ type Config struct {
 	Migrate         bool          // MIGRATE: apply migrations at start
 	OutboxRetention time.Duration // OUTBOX_RETENTION: age at which outbox rows are pruned
 	LogLevel        slog.Level    // LOG_LEVEL: debug, info, warn, error
+	AdminTokens     AdminTokens   // ADMIN_TOKEN: name:token pairs opening /admin (see ParseAdminTokens); never logged
 }
 
 // LocalDefaults is the configuration of service ("order", "customer",
@@ -85,6 +86,13 @@ func LoadConfig(getenv func(string) string, def Config) (Config, error) {
 		if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {
 			errs = append(errs, fmt.Errorf("LOG_LEVEL=%q: want debug, info, warn or error", v))
 		}
+	}
+	if v := getenv("ADMIN_TOKEN"); v != "" {
+		t, err := ParseAdminTokens(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("ADMIN_TOKEN: %w", err))
+		}
+		c.AdminTokens = t
 	}
 	if c.HTTPAddr == "" {
 		errs = append(errs, errors.New("HTTP_ADDR is empty"))

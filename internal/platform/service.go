@@ -2,6 +2,7 @@ package platform
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -26,15 +27,40 @@ type Service struct {
 	Migrations fs.FS
 	// Topics the service consumes.
 	Topics []string
-	// Build wires the application once the database is open: it returns the
-	// message handler and the HTTP routes (health serves /healthz).
-	Build func(pool *pgxpool.Pool, log *slog.Logger, health http.Handler) (consumer.Handler, http.Handler, error)
-	// Retryable, when set, reports handler errors that are transient
-	// (consumer.Config.Retryable), e.g. a lost optimistic lock.
-	Retryable func(error) bool
+	// Settings, when set, reads the service's own environment variables
+	// (beyond Config). Run calls it before anything else, together with
+	// LoadConfig, and reports both sets of problems at once; it runs
+	// before Build, which may use what it read.
+	Settings func(getenv func(string) string) error
+	// Build wires the application once the database is open.
+	Build func(Deps) (Parts, error)
 	// TracerProvider receives the service's spans. Nil means configured
 	// from the OTEL_* environment (see NewTracerProvider).
 	TracerProvider trace.TracerProvider
+}
+
+// Deps is what Build gets.
+type Deps struct {
+	Config Config
+	Pool   *pgxpool.Pool
+	Log    *slog.Logger
+	// Health serves /healthz.
+	Health http.Handler
+}
+
+// Parts is what Build returns.
+type Parts struct {
+	// Handler applies the messages of Topics.
+	Handler consumer.Handler
+	// Retryable, when set, reports handler errors that are transient
+	// (consumer.Config.Retryable), e.g. a lost optimistic lock.
+	Retryable func(error) bool
+	// Routes is the HTTP API.
+	Routes http.Handler
+	// Tasks run beside the consumer and the HTTP server until their context
+	// ends (e.g. the order service's deadline sweeper); one returning an
+	// error stops the service.
+	Tasks []func(ctx context.Context) error
 }
 
 // Run builds config → logger → tracing → database → Kafka → app → servers,
@@ -42,10 +68,18 @@ type Service struct {
 // of them fails, and shuts everything down.
 func (s Service) Run(ctx context.Context, getenv func(string) string, stdout io.Writer) error {
 	cfg, err := LoadConfig(getenv, s.Defaults)
+	if s.Settings != nil {
+		err = errors.Join(err, s.Settings(getenv))
+	}
 	if err != nil {
 		return fmt.Errorf("%s config: %w", s.Defaults.Name, err)
 	}
 	log := NewLogger(stdout, cfg)
+	if names := cfg.AdminTokens.Names(); len(names) == 0 {
+		log.WarnContext(ctx, "ADMIN_TOKEN is not set: every /admin request is refused")
+	} else {
+		log.InfoContext(ctx, "admin API enabled", "admin_tokens", names)
+	}
 	tp := s.TracerProvider
 	if tp == nil {
 		var shutdown func(context.Context) error
@@ -69,13 +103,13 @@ func (s Service) Run(ctx context.Context, getenv func(string) string, stdout io.
 	}
 	defer pool.Close()
 	health := &HealthCheck{Pool: pool}
-	handler, routes, err := s.Build(pool, log, health)
+	parts, err := s.Build(Deps{Config: cfg, Pool: pool, Log: log, Health: health})
 	if err != nil {
 		return fmt.Errorf("build %s: %w", cfg.Name, err)
 	}
 	messages, err := consumer.New(consumer.Config{
-		Group: cfg.Name, Topics: s.Topics, Pool: pool, Handler: handler,
-		Retryable: s.Retryable, Logger: log, TracerProvider: tp,
+		Group: cfg.Name, Topics: s.Topics, Pool: pool, Handler: parts.Handler,
+		Retryable: parts.Retryable, Logger: log, TracerProvider: tp,
 	})
 	if err != nil {
 		return err
@@ -95,7 +129,10 @@ func (s Service) Run(ctx context.Context, getenv func(string) string, stdout io.
 		return messages.Run(ctx, kafka)
 	})
 	g.Go(func() error { return PruneOutbox(ctx, cfg, pool, log) })
-	g.Go(func() error { return Serve(ctx, cfg, HTTPHandler(routes, tp), log) })
+	g.Go(func() error { return Serve(ctx, cfg, HTTPHandler(parts.Routes, tp), log) })
+	for _, task := range parts.Tasks {
+		g.Go(func() error { return task(ctx) })
+	}
 	log.InfoContext(ctx, "service started", "http", cfg.HTTPAddr, "topics", s.Topics)
 	err = g.Wait()
 	log.InfoContext(context.WithoutCancel(ctx), "service stopped", "err", err)

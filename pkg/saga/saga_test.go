@@ -3,17 +3,21 @@ package saga
 import (
 	"encoding/json"
 	"errors"
+	"maps"
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/uuid"
 )
 
-func testStep(name string, compensable bool) Step {
+func testStep(name string, compensable bool, dl Deadline) Step {
 	s := Step{
-		Name:    name,
-		Request: func(p json.RawMessage) (Message, error) { return Message{Type: "REQUEST", Payload: p}, nil },
-		Outcome: func(r json.RawMessage) (StepStatus, error) { return StepStatus(r), nil },
+		Name:     name,
+		Request:  func(p json.RawMessage) (Message, error) { return Message{Type: "REQUEST", Payload: p}, nil },
+		Outcome:  func(r json.RawMessage) (StepStatus, error) { return StepStatus(r), nil },
+		Deadline: dl,
 	}
 	if compensable {
 		s.Compensate = func(p json.RawMessage) (Message, error) { return Message{Type: "CANCEL", Payload: p}, nil }
@@ -21,19 +25,69 @@ func testStep(name string, compensable bool) Step {
 	return s
 }
 
-// three steps: a and b compensable, c not (so its compensation is skipped).
-var def = Definition{Type: "test", Steps: []Step{testStep("a", true), testStep("b", false), testStep("c", true), testStep("d", true)}}
+// Four steps: a, c and d compensable, b not (its compensation is skipped);
+// b has no deadline, the others different retry policies.
+var def = Definition{Type: "test", Steps: []Step{
+	testStep("a", true, Deadline{Timeout: 10 * time.Second, Retries: 2, MaxTimeout: 25 * time.Second}), // waits 10s, 20s, 25s, 25s…
+	testStep("b", false, Deadline{}),
+	testStep("c", true, Deadline{Timeout: 5 * time.Second}), // no retry, every wait 5s
+	testStep("d", true, Deadline{Timeout: 10 * time.Second, Retries: 1}),
+}}
 
 type steps = map[string]StepStatus
 
+var (
+	t0  = time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC) // when the test states entered their status
+	now = t0.Add(time.Hour)                           // when the tested transitions happen
+)
+
+// st is a state that entered status at t0 and waits with no deadline.
 func st(status Status, current string, s steps) State {
-	return State{Status: status, CurrentStep: current, StepStatus: s}
+	return State{Status: status, StatusSince: t0, CurrentStep: current, StepStatus: s}
+}
+
+// waiting returns s waiting for its attempt-th message until deadline.
+func waiting(s State, attempt int, deadline time.Time) State {
+	s.Attempt, s.Deadline = attempt, deadline
+	return s
+}
+
+// since returns s as having entered its status at t.
+func since(s State, t time.Time) State {
+	s.StatusSince = t
+	return s
+}
+
+func TestDeadlineWait(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		dl   Deadline
+		want []time.Duration // for attempts 0, 1, 2, …
+	}{
+		{Deadline{}, []time.Duration{0, 0, 0}},
+		{Deadline{Timeout: 10 * time.Second}, []time.Duration{10 * time.Second, 10 * time.Second, 10 * time.Second}},
+		{Deadline{Timeout: 10 * time.Second, MaxTimeout: 5 * time.Second}, []time.Duration{10 * time.Second, 10 * time.Second}},
+		{Deadline{Timeout: 10 * time.Second, MaxTimeout: 25 * time.Second}, []time.Duration{10 * time.Second, 20 * time.Second, 25 * time.Second, 25 * time.Second}},
+		{Deadline{Timeout: time.Second, MaxTimeout: time.Hour}, []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second}},
+	}
+	for _, tc := range tests {
+		for attempt, want := range tc.want {
+			if got := tc.dl.Wait(attempt); got != want {
+				t.Errorf("%+v.Wait(%d) = %s, want %s", tc.dl, attempt, got, want)
+			}
+		}
+		// A compensation re-sent forever never overflows the cap.
+		if got, limit := tc.dl.Wait(1<<30), max(tc.dl.Timeout, tc.dl.MaxTimeout); got != limit {
+			t.Errorf("%+v.Wait(2^30) = %s, want %s", tc.dl, got, limit)
+		}
+	}
 }
 
 func TestBegin(t *testing.T) {
 	t.Parallel()
-	got, acts := Begin(def, uuid.Nil, json.RawMessage(`{}`))
-	want := State{Type: "test", Payload: json.RawMessage(`{}`), Status: StatusStarted, CurrentStep: "a", StepStatus: steps{"a": StepStarted}}
+	got, acts := Begin(def, uuid.Nil, json.RawMessage(`{}`), now)
+	want := State{Type: "test", Payload: json.RawMessage(`{}`), Status: StatusStarted, StatusSince: now,
+		CurrentStep: "a", StepStatus: steps{"a": StepStarted}, Deadline: now.Add(10 * time.Second)}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("state (-want +got):\n%s", diff)
 	}
@@ -42,158 +96,455 @@ func TestBegin(t *testing.T) {
 	}
 }
 
+// transitionCase is one row of the tables below: a pure function applied
+// to from, and what it must return.
+type transitionCase struct {
+	name    string
+	from    State
+	want    State
+	acts    []Action
+	wantErr error
+}
+
+// check runs f on tc.from and compares; on an error the state must come back
+// unchanged, with no actions.
+func (tc transitionCase) check(t *testing.T, f func(State) (State, []Action, error)) {
+	t.Helper()
+	before := tc.from.clone()
+	got, acts, err := f(tc.from)
+	if !errors.Is(err, tc.wantErr) {
+		t.Fatalf("err = %v, want %v", err, tc.wantErr)
+	}
+	if diff := cmp.Diff(before, tc.from); diff != "" {
+		t.Errorf("input state modified (-before +after):\n%s", diff)
+	}
+	if tc.wantErr != nil {
+		if diff := cmp.Diff(tc.from, got); diff != "" {
+			t.Errorf("refused transition changed state (-want +got):\n%s", diff)
+		}
+		if len(acts) != 0 {
+			t.Errorf("refused transition produced actions %v", acts)
+		}
+		return
+	}
+	if diff := cmp.Diff(tc.want, got); diff != "" {
+		t.Errorf("state (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(tc.acts, acts); diff != "" {
+		t.Errorf("actions (-want +got):\n%s", diff)
+	}
+}
+
 func TestTransition(t *testing.T) {
 	t.Parallel()
-	tests := []struct {
-		name    string
-		from    State
+	type replyCase struct {
+		transitionCase
 		step    string
 		outcome StepStatus
-		want    State
-		acts    []Action
-		wantErr error
-	}{
-		{
-			name: "first step succeeds: second starts",
-			from: st(StatusStarted, "a", steps{"a": StepStarted}), step: "a", outcome: StepSucceeded,
+	}
+	in := func(step string, outcome StepStatus, tc transitionCase) replyCase {
+		return replyCase{tc, step, outcome}
+	}
+	dlA, dlC := t0.Add(10*time.Second), t0.Add(5*time.Second)
+	tests := []replyCase{
+		in("a", StepSucceeded, transitionCase{
+			name: "first step succeeds: second starts, without a deadline",
+			from: waiting(st(StatusStarted, "a", steps{"a": StepStarted}), 0, dlA),
 			want: st(StatusStarted, "b", steps{"a": StepSucceeded, "b": StepStarted}),
 			acts: []Action{{Step: "b"}},
-		},
-		{
-			name: "last step succeeds: saga succeeds",
-			from: st(StatusStarted, "d", steps{"a": StepSucceeded, "b": StepSucceeded, "c": StepSucceeded, "d": StepStarted}), step: "d", outcome: StepSucceeded,
-			want: st(StatusSucceeded, "d", steps{"a": StepSucceeded, "b": StepSucceeded, "c": StepSucceeded, "d": StepSucceeded}),
-		},
-		{
+		}),
+		in("a", StepSucceeded, transitionCase{
+			name: "reply to a retried request: attempt and deadline start over for the next step",
+			from: waiting(st(StatusStarted, "a", steps{"a": StepStarted}), 2, dlA),
+			want: st(StatusStarted, "b", steps{"a": StepSucceeded, "b": StepStarted}),
+			acts: []Action{{Step: "b"}},
+		}),
+		in("b", StepSucceeded, transitionCase{
+			name: "next step gets its own deadline",
+			from: st(StatusStarted, "b", steps{"a": StepSucceeded, "b": StepStarted}),
+			want: waiting(st(StatusStarted, "c", steps{"a": StepSucceeded, "b": StepSucceeded, "c": StepStarted}), 0, now.Add(5*time.Second)),
+			acts: []Action{{Step: "c"}},
+		}),
+		in("d", StepSucceeded, transitionCase{
+			name: "last step succeeds: saga succeeds, no deadline left",
+			from: waiting(st(StatusStarted, "d", steps{"a": StepSucceeded, "b": StepSucceeded, "c": StepSucceeded, "d": StepStarted}), 1, dlA),
+			want: since(st(StatusSucceeded, "d", steps{"a": StepSucceeded, "b": StepSucceeded, "c": StepSucceeded, "d": StepSucceeded}), now),
+		}),
+		in("a", StepFailed, transitionCase{
 			name: "first step fails: nothing to compensate, aborted",
-			from: st(StatusStarted, "a", steps{"a": StepStarted}), step: "a", outcome: StepFailed,
-			want: st(StatusAborted, "a", steps{"a": StepFailed}),
-		},
-		{
-			name: "second step fails: first compensated",
-			from: st(StatusStarted, "b", steps{"a": StepSucceeded, "b": StepStarted}), step: "b", outcome: StepFailed,
-			want: st(StatusAborting, "a", steps{"a": StepCompensating, "b": StepFailed}),
+			from: waiting(st(StatusStarted, "a", steps{"a": StepStarted}), 0, dlA),
+			want: since(st(StatusAborted, "a", steps{"a": StepFailed}), now),
+		}),
+		in("b", StepFailed, transitionCase{
+			name: "second step fails: first compensated, with the first step's deadline",
+			from: st(StatusStarted, "b", steps{"a": StepSucceeded, "b": StepStarted}),
+			want: waiting(since(st(StatusAborting, "a", steps{"a": StepCompensating, "b": StepFailed}), now), 0, now.Add(10*time.Second)),
 			acts: []Action{{Step: "a", Compensate: true}},
-		},
-		{
+		}),
+		in("d", StepFailed, transitionCase{
 			name: "last step fails: newest compensable step first",
-			from: st(StatusStarted, "d", steps{"a": StepSucceeded, "b": StepSucceeded, "c": StepSucceeded, "d": StepStarted}), step: "d", outcome: StepFailed,
-			want: st(StatusAborting, "c", steps{"a": StepSucceeded, "b": StepSucceeded, "c": StepCompensating, "d": StepFailed}),
+			from: waiting(st(StatusStarted, "d", steps{"a": StepSucceeded, "b": StepSucceeded, "c": StepSucceeded, "d": StepStarted}), 1, dlA),
+			want: waiting(since(st(StatusAborting, "c", steps{"a": StepSucceeded, "b": StepSucceeded, "c": StepCompensating, "d": StepFailed}), now), 0, now.Add(5*time.Second)),
 			acts: []Action{{Step: "c", Compensate: true}},
-		},
-		{
+		}),
+		in("c", StepCompensated, transitionCase{
 			name: "compensated: step without compensation skipped, next older compensated",
-			from: st(StatusAborting, "c", steps{"a": StepSucceeded, "b": StepSucceeded, "c": StepCompensating, "d": StepFailed}), step: "c", outcome: StepCompensated,
-			want: st(StatusAborting, "a", steps{"a": StepCompensating, "b": StepCompensated, "c": StepCompensated, "d": StepFailed}),
+			from: waiting(st(StatusAborting, "c", steps{"a": StepSucceeded, "b": StepSucceeded, "c": StepCompensating, "d": StepFailed}), 3, dlC),
+			want: waiting(st(StatusAborting, "a", steps{"a": StepCompensating, "b": StepCompensated, "c": StepCompensated, "d": StepFailed}), 0, now.Add(10*time.Second)),
 			acts: []Action{{Step: "a", Compensate: true}},
-		},
-		{
+		}),
+		in("a", StepCompensated, transitionCase{
 			name: "oldest compensated: aborted",
-			from: st(StatusAborting, "a", steps{"a": StepCompensating, "b": StepFailed}), step: "a", outcome: StepCompensated,
-			want: st(StatusAborted, "a", steps{"a": StepCompensated, "b": StepFailed}),
-		},
-		{
+			from: waiting(st(StatusAborting, "a", steps{"a": StepCompensating, "b": StepFailed}), 0, dlA),
+			want: since(st(StatusAborted, "a", steps{"a": StepCompensated, "b": StepFailed}), now),
+		}),
+		in("c", StepFailed, transitionCase{
 			name: "third step fails after a non-compensable step: it is marked, the first compensated",
-			from: st(StatusStarted, "c", steps{"a": StepSucceeded, "b": StepSucceeded, "c": StepStarted}), step: "c", outcome: StepFailed,
-			want: st(StatusAborting, "a", steps{"a": StepCompensating, "b": StepCompensated, "c": StepFailed}),
+			from: st(StatusStarted, "c", steps{"a": StepSucceeded, "b": StepSucceeded, "c": StepStarted}),
+			want: waiting(since(st(StatusAborting, "a", steps{"a": StepCompensating, "b": StepCompensated, "c": StepFailed}), now), 0, now.Add(10*time.Second)),
 			acts: []Action{{Step: "a", Compensate: true}},
-		},
+		}),
+		in("c", StepCompensated, transitionCase{
+			name: "succeeded steps compensated: the abandoned step is compensated last",
+			from: waiting(st(StatusAborting, "c", steps{"a": StepSucceeded, "b": StepSucceeded, "c": StepCompensating, "d": StepAbandoned}), 0, dlC),
+			want: waiting(st(StatusAborting, "a", steps{"a": StepCompensating, "b": StepCompensated, "c": StepCompensated, "d": StepAbandoned}), 0, now.Add(10*time.Second)),
+			acts: []Action{{Step: "a", Compensate: true}},
+		}),
+		in("a", StepCompensated, transitionCase{
+			name: "last succeeded step compensated: now the abandoned step",
+			from: waiting(st(StatusAborting, "a", steps{"a": StepCompensating, "b": StepCompensated, "c": StepCompensated, "d": StepAbandoned}), 0, dlA),
+			want: waiting(st(StatusAborting, "d", steps{"a": StepCompensated, "b": StepCompensated, "c": StepCompensated, "d": StepCompensating}), 0, now.Add(10*time.Second)),
+			acts: []Action{{Step: "d", Compensate: true}},
+		}),
+		in("d", StepCompensated, transitionCase{
+			name: "abandoned step compensated: aborted",
+			from: waiting(st(StatusAborting, "d", steps{"a": StepCompensated, "b": StepCompensated, "c": StepCompensated, "d": StepCompensating}), 4, dlA),
+			want: since(st(StatusAborted, "d", steps{"a": StepCompensated, "b": StepCompensated, "c": StepCompensated, "d": StepCompensated}), now),
+		}),
 		// Replies that do not fit change nothing.
-		{name: "duplicate success", from: st(StatusStarted, "b", steps{"a": StepSucceeded, "b": StepStarted}), step: "a", outcome: StepSucceeded, wantErr: ErrUnexpectedReply},
-		{name: "reply for a step not started", from: st(StatusStarted, "a", steps{"a": StepStarted}), step: "b", outcome: StepSucceeded, wantErr: ErrUnexpectedReply},
-		{name: "unknown step", from: st(StatusStarted, "a", steps{"a": StepStarted}), step: "x", outcome: StepSucceeded, wantErr: ErrUnexpectedReply},
-		{name: "compensated while running", from: st(StatusStarted, "a", steps{"a": StepStarted}), step: "a", outcome: StepCompensated, wantErr: ErrUnexpectedReply},
-		{name: "success while compensating", from: st(StatusAborting, "a", steps{"a": StepCompensating, "b": StepFailed}), step: "a", outcome: StepSucceeded, wantErr: ErrUnexpectedReply},
-		{name: "late reply of failed step", from: st(StatusAborting, "a", steps{"a": StepCompensating, "b": StepFailed}), step: "b", outcome: StepFailed, wantErr: ErrUnexpectedReply},
-		{name: "reply after success", from: st(StatusSucceeded, "d", steps{"a": StepSucceeded, "b": StepSucceeded, "c": StepSucceeded, "d": StepSucceeded}), step: "d", outcome: StepSucceeded, wantErr: ErrUnexpectedReply},
-		{name: "reply after abort", from: st(StatusAborted, "a", steps{"a": StepCompensated, "b": StepFailed}), step: "a", outcome: StepCompensated, wantErr: ErrUnexpectedReply},
-		{name: "started is not an outcome", from: st(StatusStarted, "a", steps{"a": StepStarted}), step: "a", outcome: StepStarted, wantErr: ErrUnexpectedReply},
+		{step: "a", outcome: StepSucceeded, transitionCase: transitionCase{name: "duplicate success", from: st(StatusStarted, "b", steps{"a": StepSucceeded, "b": StepStarted}), wantErr: ErrUnexpectedReply}},
+		{step: "b", outcome: StepSucceeded, transitionCase: transitionCase{name: "reply for a step not started", from: st(StatusStarted, "a", steps{"a": StepStarted}), wantErr: ErrUnexpectedReply}},
+		{step: "x", outcome: StepSucceeded, transitionCase: transitionCase{name: "unknown step", from: st(StatusStarted, "a", steps{"a": StepStarted}), wantErr: ErrUnexpectedReply}},
+		{step: "a", outcome: StepCompensated, transitionCase: transitionCase{name: "compensated while running", from: st(StatusStarted, "a", steps{"a": StepStarted}), wantErr: ErrUnexpectedReply}},
+		{step: "a", outcome: StepSucceeded, transitionCase: transitionCase{name: "success while compensating", from: st(StatusAborting, "a", steps{"a": StepCompensating, "b": StepFailed}), wantErr: ErrUnexpectedReply}},
+		{step: "b", outcome: StepFailed, transitionCase: transitionCase{name: "late reply of failed step", from: st(StatusAborting, "a", steps{"a": StepCompensating, "b": StepFailed}), wantErr: ErrUnexpectedReply}},
+		{step: "d", outcome: StepSucceeded, transitionCase: transitionCase{name: "late success of an abandoned step", from: st(StatusAborting, "c", steps{"a": StepSucceeded, "b": StepSucceeded, "c": StepCompensating, "d": StepAbandoned}), wantErr: ErrUnexpectedReply}},
+		{step: "d", outcome: StepFailed, transitionCase: transitionCase{name: "late failure of an abandoned step", from: st(StatusAborting, "c", steps{"a": StepSucceeded, "b": StepSucceeded, "c": StepCompensating, "d": StepAbandoned}), wantErr: ErrUnexpectedReply}},
+		{step: "d", outcome: StepCompensated, transitionCase: transitionCase{name: "compensated reply of an abandoned step not yet cancelled", from: st(StatusAborting, "c", steps{"a": StepSucceeded, "b": StepSucceeded, "c": StepCompensating, "d": StepAbandoned}), wantErr: ErrUnexpectedReply}},
+		{step: "d", outcome: StepSucceeded, transitionCase: transitionCase{name: "late success of a step being cancelled", from: st(StatusAborting, "d", steps{"a": StepCompensated, "b": StepCompensated, "c": StepCompensated, "d": StepCompensating}), wantErr: ErrUnexpectedReply}},
+		{step: "d", outcome: StepSucceeded, transitionCase: transitionCase{name: "reply after success", from: st(StatusSucceeded, "d", steps{"a": StepSucceeded, "b": StepSucceeded, "c": StepSucceeded, "d": StepSucceeded}), wantErr: ErrUnexpectedReply}},
+		{step: "a", outcome: StepCompensated, transitionCase: transitionCase{name: "reply after abort", from: st(StatusAborted, "a", steps{"a": StepCompensated, "b": StepFailed}), wantErr: ErrUnexpectedReply}},
+		{step: "a", outcome: StepStarted, transitionCase: transitionCase{name: "started is not an outcome", from: st(StatusStarted, "a", steps{"a": StepStarted}), wantErr: ErrUnexpectedReply}},
+		{step: "a", outcome: StepAbandoned, transitionCase: transitionCase{name: "abandoned is not an outcome", from: st(StatusStarted, "a", steps{"a": StepStarted}), wantErr: ErrUnexpectedReply}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			before := tc.from.clone()
-			got, acts, err := Transition(def, tc.from, tc.step, tc.outcome)
-			if !errors.Is(err, tc.wantErr) {
-				t.Fatalf("err = %v, want %v", err, tc.wantErr)
-			}
-			if diff := cmp.Diff(before, tc.from); diff != "" {
-				t.Errorf("input state modified (-before +after):\n%s", diff)
-			}
-			if tc.wantErr != nil {
-				if diff := cmp.Diff(tc.from, got); diff != "" {
-					t.Errorf("unexpected reply changed state (-want +got):\n%s", diff)
-				}
-				if len(acts) != 0 {
-					t.Errorf("unexpected reply produced actions %v", acts)
-				}
-				return
-			}
-			if diff := cmp.Diff(tc.want, got); diff != "" {
-				t.Errorf("state (-want +got):\n%s", diff)
-			}
-			if diff := cmp.Diff(tc.acts, acts); diff != "" {
-				t.Errorf("actions (-want +got):\n%s", diff)
-			}
+			tc.check(t, func(s State) (State, []Action, error) { return Transition(def, s, tc.step, tc.outcome, now) })
 		})
 	}
 }
 
-// Every path through a definition ends SUCCEEDED or ABORTED with each step in
-// a final status, and every step that succeeded in an aborted saga is
-// compensated: walk all reply sequences exhaustively.
-func TestEveryPathTerminates(t *testing.T) {
+func TestTimeout(t *testing.T) {
 	t.Parallel()
-	var walk func(s State, acts []Action, depth int)
-	paths := 0
-	walk = func(s State, acts []Action, depth int) {
-		if depth > 2*len(def.Steps)+1 {
-			t.Fatalf("saga did not terminate: %+v", s)
+	due := now.Add(-time.Millisecond)
+	tests := []transitionCase{
+		{
+			name: "request with retries left: sent again, waiting twice as long",
+			from: waiting(st(StatusStarted, "a", steps{"a": StepStarted}), 0, due),
+			want: waiting(st(StatusStarted, "a", steps{"a": StepStarted}), 1, now.Add(20*time.Second)),
+			acts: []Action{{Step: "a"}},
+		},
+		{
+			name: "deadline exactly now counts as passed",
+			from: waiting(st(StatusStarted, "a", steps{"a": StepStarted}), 1, now),
+			want: waiting(st(StatusStarted, "a", steps{"a": StepStarted}), 2, now.Add(25*time.Second)),
+			acts: []Action{{Step: "a"}},
+		},
+		{
+			name: "last retry timed out: first step abandoned and cancelled itself",
+			from: waiting(st(StatusStarted, "a", steps{"a": StepStarted}), 2, due),
+			want: waiting(since(st(StatusAborting, "a", steps{"a": StepCompensating}), now), 0, now.Add(10*time.Second)),
+			acts: []Action{{Step: "a", Compensate: true}},
+		},
+		{
+			name: "step without retries abandoned at its first deadline: the succeeded step compensated first",
+			from: waiting(st(StatusStarted, "c", steps{"a": StepSucceeded, "b": StepSucceeded, "c": StepStarted}), 0, due),
+			want: waiting(since(st(StatusAborting, "a", steps{"a": StepCompensating, "b": StepCompensated, "c": StepAbandoned}), now), 0, now.Add(10*time.Second)),
+			acts: []Action{{Step: "a", Compensate: true}},
+		},
+		{
+			name: "last step abandoned: newest succeeded step compensated first, abandoned one stays for last",
+			from: waiting(st(StatusStarted, "d", steps{"a": StepSucceeded, "b": StepSucceeded, "c": StepSucceeded, "d": StepStarted}), 1, due),
+			want: waiting(since(st(StatusAborting, "c", steps{"a": StepSucceeded, "b": StepSucceeded, "c": StepCompensating, "d": StepAbandoned}), now), 0, now.Add(5*time.Second)),
+			acts: []Action{{Step: "c", Compensate: true}},
+		},
+		{
+			name: "compensation timed out: sent again",
+			from: waiting(st(StatusAborting, "a", steps{"a": StepCompensating, "b": StepFailed}), 0, due),
+			want: waiting(st(StatusAborting, "a", steps{"a": StepCompensating, "b": StepFailed}), 1, now.Add(20*time.Second)),
+			acts: []Action{{Step: "a", Compensate: true}},
+		},
+		{
+			name: "compensation sent again forever, past the request's retries, at the capped wait",
+			from: waiting(st(StatusAborting, "a", steps{"a": StepCompensating, "b": StepFailed}), 57, due),
+			want: waiting(st(StatusAborting, "a", steps{"a": StepCompensating, "b": StepFailed}), 58, now.Add(25*time.Second)),
+			acts: []Action{{Step: "a", Compensate: true}},
+		},
+		{
+			name: "deadline on a saga whose step waits for nothing: dropped",
+			from: waiting(st(StatusStarted, "a", steps{"a": StepSucceeded}), 0, due),
+			want: st(StatusStarted, "a", steps{"a": StepSucceeded}),
+		},
+		{
+			name: "deadline on an unknown current step: dropped",
+			from: waiting(st(StatusStarted, "x", steps{"x": StepStarted}), 0, due),
+			want: st(StatusStarted, "x", steps{"x": StepStarted}),
+		},
+		{name: "deadline in the future", from: waiting(st(StatusStarted, "a", steps{"a": StepStarted}), 0, now.Add(time.Millisecond)), wantErr: ErrNotDue},
+		{name: "no deadline", from: st(StatusStarted, "b", steps{"a": StepSucceeded, "b": StepStarted}), wantErr: ErrNotDue},
+		{name: "succeeded saga", from: waiting(st(StatusSucceeded, "a", steps{"a": StepSucceeded}), 0, due), wantErr: ErrNotDue},
+		{name: "aborted saga", from: waiting(st(StatusAborted, "a", steps{"a": StepCompensated}), 0, due), wantErr: ErrNotDue},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			tc.check(t, func(s State) (State, []Action, error) { return Timeout(def, s, now) })
+		})
+	}
+}
+
+func TestOperatorActions(t *testing.T) {
+	t.Parallel()
+	dl := now.Add(time.Minute)
+	running := waiting(st(StatusStarted, "c", steps{"a": StepSucceeded, "b": StepSucceeded, "c": StepStarted}), 0, dl)
+	compensating := waiting(st(StatusAborting, "a", steps{"a": StepCompensating, "b": StepCompensated, "c": StepFailed}), 3, dl)
+	succeeded := st(StatusSucceeded, "d", steps{"a": StepSucceeded, "b": StepSucceeded, "c": StepSucceeded, "d": StepSucceeded})
+	aborted := st(StatusAborted, "a", steps{"a": StepCompensated, "b": StepCompensated, "c": StepFailed})
+	type opCase struct {
+		transitionCase
+		op func(State) (State, []Action, error)
+	}
+	abort := func(s State) (State, []Action, error) { return Abort(def, s, now) }
+	retry := func(s State) (State, []Action, error) { return Retry(def, s, now) }
+	mark := func(step string) func(State) (State, []Action, error) {
+		return func(s State) (State, []Action, error) { return MarkCompensated(def, s, step, now) }
+	}
+	tests := []opCase{
+		{op: abort, transitionCase: transitionCase{
+			name: "abort a running saga: the waiting step abandoned, succeeded ones compensated first",
+			from: running,
+			want: waiting(since(st(StatusAborting, "a", steps{"a": StepCompensating, "b": StepCompensated, "c": StepAbandoned}), now), 0, now.Add(10*time.Second)),
+			acts: []Action{{Step: "a", Compensate: true}},
+		}},
+		{op: abort, transitionCase: transitionCase{
+			name: "abort at the first step: it is cancelled",
+			from: waiting(st(StatusStarted, "a", steps{"a": StepStarted}), 1, dl),
+			want: waiting(since(st(StatusAborting, "a", steps{"a": StepCompensating}), now), 0, now.Add(10*time.Second)),
+			acts: []Action{{Step: "a", Compensate: true}},
+		}},
+		{op: abort, transitionCase: transitionCase{
+			name: "abort at a step without compensation and nothing before it to undo: aborted at once",
+			from: st(StatusStarted, "b", steps{"a": StepFailed, "b": StepStarted}),
+			want: since(st(StatusAborted, "b", steps{"a": StepFailed, "b": StepCompensated}), now),
+		}},
+		{op: abort, transitionCase: transitionCase{name: "abort an aborting saga", from: compensating, wantErr: ErrWrongState}},
+		{op: abort, transitionCase: transitionCase{name: "abort a succeeded saga", from: succeeded, wantErr: ErrWrongState}},
+		{op: abort, transitionCase: transitionCase{name: "abort an aborted saga", from: aborted, wantErr: ErrWrongState}},
+
+		{op: retry, transitionCase: transitionCase{
+			name: "retry a waiting request: sent again now, one more attempt",
+			from: running,
+			want: waiting(running, 1, now.Add(5*time.Second)),
+			acts: []Action{{Step: "c"}},
+		}},
+		{op: retry, transitionCase: transitionCase{
+			name: "retry a request past its retries: sent, the next deadline abandons it",
+			from: waiting(st(StatusStarted, "a", steps{"a": StepStarted}), 2, dl),
+			want: waiting(st(StatusStarted, "a", steps{"a": StepStarted}), 3, now.Add(25*time.Second)),
+			acts: []Action{{Step: "a"}},
+		}},
+		{op: retry, transitionCase: transitionCase{
+			name: "retry a waiting compensation",
+			from: compensating,
+			want: waiting(compensating, 4, now.Add(25*time.Second)),
+			acts: []Action{{Step: "a", Compensate: true}},
+		}},
+		{op: retry, transitionCase: transitionCase{
+			name: "retry a step without deadline: sent, still no deadline",
+			from: st(StatusStarted, "b", steps{"a": StepSucceeded, "b": StepStarted}),
+			want: waiting(st(StatusStarted, "b", steps{"a": StepSucceeded, "b": StepStarted}), 1, time.Time{}),
+			acts: []Action{{Step: "b"}},
+		}},
+		{op: retry, transitionCase: transitionCase{name: "retry a succeeded saga", from: succeeded, wantErr: ErrWrongState}},
+		{op: retry, transitionCase: transitionCase{name: "retry an aborted saga", from: aborted, wantErr: ErrWrongState}},
+
+		{op: mark("a"), transitionCase: transitionCase{
+			name: "mark the waiting compensation done: oldest step, aborted",
+			from: compensating,
+			want: since(st(StatusAborted, "a", steps{"a": StepCompensated, "b": StepCompensated, "c": StepFailed}), now),
+		}},
+		{op: mark("d"), transitionCase: transitionCase{
+			name: "mark the abandoned step's cancel done: aborted",
+			from: waiting(st(StatusAborting, "d", steps{"a": StepCompensated, "b": StepCompensated, "c": StepCompensated, "d": StepCompensating}), 9, dl),
+			want: since(st(StatusAborted, "d", steps{"a": StepCompensated, "b": StepCompensated, "c": StepCompensated, "d": StepCompensated}), now),
+		}},
+		{op: mark("c"), transitionCase: transitionCase{
+			name: "mark a newer compensation done: the next older one starts",
+			from: waiting(st(StatusAborting, "c", steps{"a": StepSucceeded, "b": StepSucceeded, "c": StepCompensating, "d": StepFailed}), 2, dl),
+			want: waiting(st(StatusAborting, "a", steps{"a": StepCompensating, "b": StepCompensated, "c": StepCompensated, "d": StepFailed}), 0, now.Add(10*time.Second)),
+			acts: []Action{{Step: "a", Compensate: true}},
+		}},
+		{op: mark("c"), transitionCase: transitionCase{name: "mark a failed step", from: compensating, wantErr: ErrWrongState}},
+		{op: mark("b"), transitionCase: transitionCase{name: "mark a step already compensated", from: compensating, wantErr: ErrWrongState}},
+		{op: mark("x"), transitionCase: transitionCase{name: "mark an unknown step", from: compensating, wantErr: ErrWrongState}},
+		{op: mark("c"), transitionCase: transitionCase{name: "mark in a running saga", from: running, wantErr: ErrWrongState}},
+		{op: mark("a"), transitionCase: transitionCase{name: "mark in an aborted saga", from: aborted, wantErr: ErrWrongState}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			tc.check(t, tc.op)
+		})
+	}
+}
+
+// Every path through the definition — every reply, deadline and operator
+// action in every order — keeps the saga's invariants, and ends SUCCEEDED or
+// ABORTED with every step that succeeded or was abandoned compensated:
+// explore all of them exhaustively. Events happen one second apart, a
+// timeout at its deadline.
+func TestEveryPathKeepsTheInvariants(t *testing.T) {
+	t.Parallel()
+	type event struct {
+		name string
+		at   time.Time
+		f    func(State, time.Time) (State, []Action, error)
+	}
+	// events lists what can happen to s, waiting for the message a since
+	// clock. A message is re-sent (retry, or a compensation's timeout) only
+	// once per path, or the walk would never end.
+	events := func(s State, a Action, clock time.Time) []event {
+		tick := clock.Add(time.Second)
+		var evs []event
+		if !s.Deadline.IsZero() && (!a.Compensate || s.Attempt == 0) {
+			at := s.Deadline
+			if at.Before(tick) {
+				at = tick
+			}
+			evs = append(evs, event{"timeout", at, func(s State, at time.Time) (State, []Action, error) { return Timeout(def, s, at) }})
+		}
+		if s.Attempt == 0 {
+			evs = append(evs, event{"retry", tick, func(s State, at time.Time) (State, []Action, error) { return Retry(def, s, at) }})
+		}
+		evs = append(evs, event{"abort", tick, func(s State, at time.Time) (State, []Action, error) { return Abort(def, s, at) }})
+		outcomes := []StepStatus{StepSucceeded, StepFailed}
+		if a.Compensate {
+			outcomes = []StepStatus{StepCompensated}
+			evs = append(evs, event{"mark", tick, func(s State, at time.Time) (State, []Action, error) {
+				return MarkCompensated(def, s, a.Step, at)
+			}})
+		}
+		for _, o := range outcomes {
+			evs = append(evs, event{"reply " + string(o), tick, func(s State, at time.Time) (State, []Action, error) {
+				return Transition(def, s, a.Step, o, at)
+			}})
+		}
+		return evs
+	}
+	terminal := map[Status]int{}
+	// undo holds the steps that succeeded or were abandoned on the path:
+	// an aborted saga must compensate each; abandoned the abandoned ones.
+	var walk func(s State, acts []Action, clock time.Time, path []string, undo, abandoned map[string]bool)
+	walk = func(s State, acts []Action, clock time.Time, path []string, undo, abandoned map[string]bool) {
+		if len(path) > 40 {
+			t.Fatalf("saga did not terminate: %v → %+v", path, s)
 		}
 		if s.Status.Done() {
-			paths++
-			if len(acts) != 0 {
-				t.Errorf("finished saga still sends %v", acts)
+			terminal[s.Status]++
+			if len(acts) != 0 || s.Attempt != 0 || !s.Deadline.IsZero() {
+				t.Errorf("%v: finished saga still sends %v, attempt %d, deadline %v", path, acts, s.Attempt, s.Deadline)
 			}
-			for name, ss := range s.StepStatus {
+			for _, st := range def.Steps {
+				ss := s.StepStatus[st.Name]
 				switch {
 				case s.Status == StatusSucceeded && ss != StepSucceeded,
-					s.Status == StatusAborted && ss != StepFailed && ss != StepCompensated:
-					t.Errorf("%s saga has step %s %s: %+v", s.Status, name, ss, s.StepStatus)
+					s.Status == StatusAborted && ss != "" && ss != StepFailed && ss != StepCompensated,
+					s.Status == StatusAborted && undo[st.Name] && ss != StepCompensated:
+					t.Errorf("%v: %s saga has step %s %q: %+v", path, s.Status, st.Name, ss, s.StepStatus)
 				}
 			}
 			return
 		}
+		// Exactly one step waits, for exactly the one message just sent,
+		// until the deadline its policy gives the attempt.
 		if len(acts) != 1 {
-			t.Fatalf("running saga must send exactly one message, sends %v in %+v", acts, s)
+			t.Fatalf("%v: running saga must send exactly one message, sends %v in %+v", path, acts, s)
 		}
-		outcomes := []StepStatus{StepSucceeded, StepFailed}
-		if acts[0].Compensate {
-			outcomes = []StepStatus{StepCompensated}
+		a := acts[0]
+		wantStep, wantSaga := StepStarted, StatusStarted
+		if a.Compensate {
+			wantStep, wantSaga = StepCompensating, StatusAborting
 		}
-		for _, o := range outcomes {
-			n, a, err := Transition(def, s, acts[0].Step, o)
-			if err != nil {
-				t.Fatalf("reply %s to %v: %v", o, acts[0], err)
+		idx, _ := def.step(a.Step)
+		if s.CurrentStep != a.Step || s.StepStatus[a.Step] != wantStep || s.Status != wantSaga {
+			t.Fatalf("%v: sends %+v but the saga is %s at %s %s", path, a, s.Status, s.CurrentStep, s.StepStatus[s.CurrentStep])
+		}
+		if want := def.Steps[idx].Deadline.at(clock, s.Attempt); !s.Deadline.Equal(want) {
+			t.Errorf("%v: deadline %v for attempt %d sent at %v, want %v", path, s.Deadline, s.Attempt, clock, want)
+		}
+		// An abandoned step is compensated only after every succeeded one.
+		if a.Compensate && abandoned[a.Step] {
+			for name, ss := range s.StepStatus {
+				if ss == StepSucceeded {
+					t.Errorf("%v: abandoned step %s compensated before succeeded step %s", path, a.Step, name)
+				}
 			}
-			walk(n, a, depth+1)
+		}
+		for _, ev := range events(s, a, clock) {
+			n, na, err := ev.f(s, ev.at)
+			switch {
+			case errors.Is(err, ErrWrongState):
+				continue
+			case err != nil:
+				t.Fatalf("%v: %s: %v", path, ev.name, err)
+			}
+			if (n.Status != s.Status) != !n.StatusSince.Equal(s.StatusSince) || (n.Status != s.Status && !n.StatusSince.Equal(ev.at)) {
+				t.Errorf("%v %s: status %s → %s but status since %v → %v", path, ev.name, s.Status, n.Status, s.StatusSince, n.StatusSince)
+			}
+			nu, na2 := maps.Clone(undo), maps.Clone(abandoned)
+			for name, ss := range n.StepStatus {
+				was := s.StepStatus[name]
+				if ss == StepSucceeded {
+					nu[name] = true
+				}
+				if was == StepStarted && (ss == StepAbandoned || ss == StepCompensating || ss == StepCompensated) {
+					nu[name], na2[name] = true, true
+				}
+			}
+			walk(n, na, ev.at, append(slices.Clone(path), ev.name+"@"+a.Step), nu, na2)
 		}
 	}
-	s, acts := Begin(def, uuid.Nil, nil)
-	walk(s, acts, 0)
-	if want := len(def.Steps) + 1; paths != want {
-		t.Errorf("explored %d terminal paths, want %d", paths, want)
+	s, acts := Begin(def, uuid.Nil, nil, now)
+	walk(s, acts, now, nil, map[string]bool{}, map[string]bool{})
+	if terminal[StatusSucceeded] == 0 || terminal[StatusAborted] == 0 {
+		t.Errorf("terminal paths: %v", terminal)
 	}
+	t.Logf("terminal paths: %v", terminal)
 }
 
 func TestValidate(t *testing.T) {
 	t.Parallel()
+	ok := testStep("a", true, Deadline{})
 	for name, d := range map[string]Definition{
-		"no type":        {Steps: []Step{testStep("a", true)}},
-		"no steps":       {Type: "x"},
-		"unnamed step":   {Type: "x", Steps: []Step{testStep("", true)}},
-		"duplicate step": {Type: "x", Steps: []Step{testStep("a", true), testStep("a", true)}},
-		"no request":     {Type: "x", Steps: []Step{{Name: "a", Outcome: testStep("a", true).Outcome}}},
+		"no type":          {Steps: []Step{ok}},
+		"no steps":         {Type: "x"},
+		"unnamed step":     {Type: "x", Steps: []Step{testStep("", true, Deadline{})}},
+		"duplicate step":   {Type: "x", Steps: []Step{ok, ok}},
+		"no request":       {Type: "x", Steps: []Step{{Name: "a", Outcome: ok.Outcome}}},
+		"negative timeout": {Type: "x", Steps: []Step{testStep("a", true, Deadline{Timeout: -time.Second})}},
+		"negative retries": {Type: "x", Steps: []Step{testStep("a", true, Deadline{Timeout: time.Second, Retries: -1})}},
+		"negative max":     {Type: "x", Steps: []Step{testStep("a", true, Deadline{Timeout: time.Second, MaxTimeout: -1})}},
 	} {
 		if err := d.Validate(); err == nil {
 			t.Errorf("%s: Validate() = nil, want an error", name)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -29,11 +30,16 @@ var ErrBadReply = errors.New("unreadable reply")
 
 // Querier is what reads need: a pool, a connection or a transaction.
 type Querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
-// Orchestrator runs the sagas of one Definition over the sagastate table and
-// the outbox of the same database.
+// Orchestrator runs the sagas of one Definition over the sagastate and
+// sagastate_history tables and the outbox of the same database. Every method
+// that changes a saga works inside the caller's transaction and never
+// commits: the new state, its history rows and the messages it sends commit
+// together or not at all. Times (deadlines, history) are the database's
+// transaction time, so several orchestrator processes share one clock.
 type Orchestrator struct {
 	def Definition
 }
@@ -48,36 +54,45 @@ func New(d Definition) (*Orchestrator, error) {
 
 // Start creates saga id with payload and writes the request of its first
 // step to the outbox, all within tx: the saga exists if and only if its
-// first message is sent.
+// first message is sent. Its history starts with a "start" row.
 func (o *Orchestrator) Start(ctx context.Context, tx pgx.Tx, id uuid.UUID, payload json.RawMessage) (State, error) {
-	s, acts := Begin(o.def, id, payload)
-	const q = `INSERT INTO sagastate (id, type, payload, current_step, step_status, status, version)
-		VALUES ($1, $2, $3, $4, $5, $6, 0)
+	var now time.Time
+	if err := tx.QueryRow(ctx, `SELECT now()`).Scan(&now); err != nil {
+		return State{}, fmt.Errorf("start saga %s: read clock: %w", id, err)
+	}
+	s, acts := Begin(o.def, id, payload, now)
+	const q = `INSERT INTO sagastate (id, type, payload, current_step, step_status, status, attempt, deadline, status_since, version)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0)
 		RETURNING created_at, updated_at`
 	steps, err := json.Marshal(s.StepStatus)
 	if err != nil {
 		return State{}, fmt.Errorf("encode step status of saga %s: %w", id, err)
 	}
-	err = tx.QueryRow(ctx, q, s.ID, s.Type, string(s.Payload), s.CurrentStep, steps, s.Status).
-		Scan(&s.CreatedAt, &s.UpdatedAt)
+	err = tx.QueryRow(ctx, q, s.ID, s.Type, string(s.Payload), s.CurrentStep, steps, s.Status,
+		s.Attempt, nullTime(s.Deadline), s.StatusSince).Scan(&s.CreatedAt, &s.UpdatedAt)
 	if err != nil {
 		return State{}, fmt.Errorf("insert saga %s: %w", id, err)
+	}
+	if err := writeHistory(ctx, tx, State{ID: id}, s, s.CurrentStep, Cause{Kind: CauseStart}); err != nil {
+		return State{}, err
 	}
 	if err := o.send(ctx, tx, s, acts); err != nil {
 		return State{}, err
 	}
-	record(ctx, "saga started", s, s.CurrentStep)
+	record(ctx, "saga started", s, s.CurrentStep, CauseStart)
 	return s, nil
 }
 
 // Handle applies a reply of step to saga id within tx: it loads the state,
-// runs Transition, writes the state back guarded by its version and writes
-// the resulting messages to the outbox. The returned bool is false when the
-// reply was unexpected (see ErrUnexpectedReply) and nothing changed; the
-// caller should log it and commit its journal entry. ErrStale means another
-// transaction updated the saga first: roll back and retry.
-func (o *Orchestrator) Handle(ctx context.Context, tx pgx.Tx, id uuid.UUID, step string, reply json.RawMessage) (State, bool, error) {
-	s, err := Load(ctx, tx, id)
+// runs Transition, writes the state back guarded by its version, records
+// the transition in the history with cause (the reply message; its Kind is
+// set to CauseReply) and writes the resulting messages to the outbox. The
+// returned bool is false when the reply was unexpected (see
+// ErrUnexpectedReply) and nothing changed; the caller should log it and
+// commit its journal entry. ErrStale means another transaction updated the
+// saga first: roll back and retry.
+func (o *Orchestrator) Handle(ctx context.Context, tx pgx.Tx, id uuid.UUID, step string, reply json.RawMessage, cause Cause) (State, bool, error) {
+	s, now, err := load(ctx, tx, id, false)
 	if err != nil {
 		return State{}, false, err
 	}
@@ -92,21 +107,125 @@ func (o *Orchestrator) Handle(ctx context.Context, tx pgx.Tx, id uuid.UUID, step
 	if err != nil {
 		return s, false, fmt.Errorf("read %s reply for saga %s: %w: %w", step, id, ErrBadReply, err)
 	}
-	next, acts, err := Transition(o.def, s, step, outcome)
+	next, acts, err := Transition(o.def, s, step, outcome, now)
 	if errors.Is(err, ErrUnexpectedReply) {
 		return s, false, nil
 	}
 	if err != nil {
 		return s, false, err
 	}
-	if err := update(ctx, tx, &next, s.Version); err != nil {
+	cause.Kind = CauseReply
+	next, err = o.apply(ctx, tx, s, next, acts, step, cause)
+	if err != nil {
 		return s, false, err
+	}
+	return next, true, nil
+}
+
+// Expire acts on one saga of this definition whose deadline has passed, if
+// any (see Timeout): it takes the row with the oldest deadline that no other
+// transaction holds (SELECT … FOR UPDATE SKIP LOCKED), so that deadline
+// sweepers in several processes share the work and never act twice on one
+// deadline, and persists the result like Handle, with cause "retry" (a
+// message sent again) or "timeout" (the step abandoned). The bool is false
+// when no saga is due. Call it in a loop, one transaction per saga, until it
+// reports false. On an error the returned state names the saga that failed
+// (if one was taken): pass its id in skip for the rest of the sweep, so that
+// one saga failing for good does not hold back the others.
+func (o *Orchestrator) Expire(ctx context.Context, tx pgx.Tx, skip ...uuid.UUID) (State, bool, error) {
+	const q = `SELECT ` + stateColumns + `, now() FROM sagastate
+		WHERE type = $1 AND deadline <= now() AND NOT (id = ANY($2))
+		ORDER BY deadline
+		LIMIT 1
+		FOR UPDATE SKIP LOCKED`
+	if skip == nil {
+		skip = []uuid.UUID{}
+	}
+	var now time.Time
+	s, err := scanState(tx.QueryRow(ctx, q, o.def.Type, skip), &now)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return State{}, false, nil
+	}
+	if err != nil {
+		return State{}, false, fmt.Errorf("find saga past its deadline: %w", err)
+	}
+	next, acts, err := Timeout(o.def, s, now)
+	if errors.Is(err, ErrNotDue) {
+		return s, false, nil
+	}
+	if err != nil {
+		return s, false, err
+	}
+	cause := Cause{Kind: CauseTimeout}
+	if len(acts) > 0 && next.StepStatus[s.CurrentStep] == s.StepStatus[s.CurrentStep] {
+		cause.Kind = CauseRetry
+	}
+	next, err = o.apply(ctx, tx, s, next, acts, s.CurrentStep, cause)
+	if err != nil {
+		return s, false, err
+	}
+	return next, true, nil
+}
+
+// Abort forces compensation of saga id (see the pure Abort), recorded with
+// cause (an operator action; its Kind is set to CauseOperator). The row is
+// locked for the transaction. ErrNotFound, ErrWrongState.
+func (o *Orchestrator) Abort(ctx context.Context, tx pgx.Tx, id uuid.UUID, cause Cause) (State, error) {
+	return o.operate(ctx, tx, id, cause, "", func(s State, now time.Time) (State, []Action, error) {
+		return Abort(o.def, s, now)
+	})
+}
+
+// Retry sends the message the current step of saga id waits for again now
+// (see the pure Retry), recorded with cause like Abort.
+func (o *Orchestrator) Retry(ctx context.Context, tx pgx.Tx, id uuid.UUID, cause Cause) (State, error) {
+	return o.operate(ctx, tx, id, cause, "", func(s State, now time.Time) (State, []Action, error) {
+		return Retry(o.def, s, now)
+	})
+}
+
+// MarkCompensated confirms by hand the compensation of step in saga id (see
+// the pure MarkCompensated), recorded with cause like Abort.
+func (o *Orchestrator) MarkCompensated(ctx context.Context, tx pgx.Tx, id uuid.UUID, step string, cause Cause) (State, error) {
+	return o.operate(ctx, tx, id, cause, step, func(s State, now time.Time) (State, []Action, error) {
+		return MarkCompensated(o.def, s, step, now)
+	})
+}
+
+func (o *Orchestrator) operate(ctx context.Context, tx pgx.Tx, id uuid.UUID, cause Cause, step string,
+	f func(State, time.Time) (State, []Action, error)) (State, error) {
+	s, now, err := load(ctx, tx, id, true)
+	if err != nil {
+		return State{}, err
+	}
+	if s.Type != o.def.Type {
+		return s, fmt.Errorf("saga %s is of type %s, not %s: %w", id, s.Type, o.def.Type, ErrWrongState)
+	}
+	next, acts, err := f(s, now)
+	if err != nil {
+		return s, err
+	}
+	if step == "" {
+		step = s.CurrentStep
+	}
+	cause.Kind = CauseOperator
+	return o.apply(ctx, tx, s, next, acts, step, cause)
+}
+
+// apply persists the transition prev → next: the guarded update, the
+// history rows and the messages.
+func (o *Orchestrator) apply(ctx context.Context, tx pgx.Tx, prev, next State, acts []Action, step string, cause Cause) (State, error) {
+	if err := update(ctx, tx, &next, prev.Version); err != nil {
+		return prev, err
+	}
+	if err := writeHistory(ctx, tx, prev, next, step, cause); err != nil {
+		return prev, err
 	}
 	if err := o.send(ctx, tx, next, acts); err != nil {
-		return s, false, err
+		return prev, err
 	}
-	record(ctx, "saga step "+string(next.StepStatus[step]), next, step)
-	return next, true, nil
+	record(ctx, "saga step "+string(next.StepStatus[step]), next, step, cause.Kind)
+	return next, nil
 }
 
 func (o *Orchestrator) send(ctx context.Context, tx pgx.Tx, s State, acts []Action) error {
@@ -139,14 +258,16 @@ func Reply(step, eventType string, sagaID uuid.UUID, status string) outbox.Event
 // update writes s if the stored version is still prev and bumps the version.
 func update(ctx context.Context, tx pgx.Tx, s *State, prev int) error {
 	const q = `UPDATE sagastate
-		SET current_step = $3, step_status = $4, status = $5, version = version + 1, updated_at = now()
+		SET current_step = $3, step_status = $4, status = $5, attempt = $6, deadline = $7, status_since = $8,
+			version = version + 1, updated_at = now()
 		WHERE id = $1 AND version = $2
 		RETURNING version, updated_at`
 	steps, err := json.Marshal(s.StepStatus)
 	if err != nil {
 		return fmt.Errorf("encode step status of saga %s: %w", s.ID, err)
 	}
-	err = tx.QueryRow(ctx, q, s.ID, prev, s.CurrentStep, steps, s.Status).Scan(&s.Version, &s.UpdatedAt)
+	err = tx.QueryRow(ctx, q, s.ID, prev, s.CurrentStep, steps, s.Status, s.Attempt, nullTime(s.Deadline), s.StatusSince).
+		Scan(&s.Version, &s.UpdatedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return fmt.Errorf("update saga %s at version %d: %w", s.ID, prev, ErrStale)
 	}
@@ -156,26 +277,70 @@ func update(ctx context.Context, tx pgx.Tx, s *State, prev int) error {
 	return nil
 }
 
+// stateColumns are the sagastate columns scanState reads, in its order.
+const stateColumns = `id, type, payload, current_step, step_status, status, attempt, deadline, status_since,
+	version, created_at, updated_at`
+
 // Load reads saga id.
 func Load(ctx context.Context, q Querier, id uuid.UUID) (State, error) {
-	const sql = `SELECT id, type, payload, current_step, step_status, status, version, created_at, updated_at
-		FROM sagastate WHERE id = $1`
-	var (
-		s     State
-		steps []byte
-	)
-	err := q.QueryRow(ctx, sql, id).Scan(&s.ID, &s.Type, &s.Payload, &s.CurrentStep, &steps,
-		&s.Status, &s.Version, &s.CreatedAt, &s.UpdatedAt)
+	const sql = `SELECT ` + stateColumns + ` FROM sagastate WHERE id = $1`
+	s, err := scanState(q.QueryRow(ctx, sql, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return State{}, fmt.Errorf("load saga %s: %w", id, ErrNotFound)
 	}
 	if err != nil {
 		return State{}, fmt.Errorf("load saga %s: %w", id, err)
 	}
+	return s, nil
+}
+
+// load reads saga id and the transaction's time, locking the row for the
+// transaction when forUpdate is set.
+func load(ctx context.Context, q Querier, id uuid.UUID, forUpdate bool) (State, time.Time, error) {
+	sql := `SELECT ` + stateColumns + `, now() FROM sagastate WHERE id = $1`
+	if forUpdate {
+		sql += ` FOR UPDATE`
+	}
+	var now time.Time
+	s, err := scanState(q.QueryRow(ctx, sql, id), &now)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return State{}, now, fmt.Errorf("load saga %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return State{}, now, fmt.Errorf("load saga %s: %w", id, err)
+	}
+	return s, now, nil
+}
+
+// scanState scans stateColumns, and a trailing now() when the row has one.
+func scanState(row pgx.Row, now ...*time.Time) (State, error) {
+	var (
+		s        State
+		steps    []byte
+		deadline *time.Time
+	)
+	dest := []any{&s.ID, &s.Type, &s.Payload, &s.CurrentStep, &steps, &s.Status, &s.Attempt, &deadline,
+		&s.StatusSince, &s.Version, &s.CreatedAt, &s.UpdatedAt}
+	for _, n := range now {
+		dest = append(dest, n)
+	}
+	if err := row.Scan(dest...); err != nil {
+		return State{}, err
+	}
+	if deadline != nil {
+		s.Deadline = *deadline
+	}
 	if err := json.Unmarshal(steps, &s.StepStatus); err != nil {
-		return State{}, fmt.Errorf("decode step status of saga %s: %w", id, err)
+		return State{}, fmt.Errorf("decode step status of saga %s: %w", s.ID, err)
 	}
 	return s, nil
+}
+
+func nullTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
 }
 
 // IsRetryable reports errors after which the same message should be tried
@@ -189,7 +354,7 @@ func IsRetryable(err error) bool {
 }
 
 // record adds a span event describing the transition to the current span.
-func record(ctx context.Context, name string, s State, step string) {
+func record(ctx context.Context, name string, s State, step string, cause CauseKind) {
 	span := trace.SpanFromContext(ctx)
 	if !span.IsRecording() {
 		return
@@ -201,5 +366,6 @@ func record(ctx context.Context, name string, s State, step string) {
 		attribute.String("saga.step.status", string(s.StepStatus[step])),
 		attribute.String("saga.status", string(s.Status)),
 		attribute.Int("saga.version", s.Version),
+		attribute.String("saga.cause", string(cause)),
 	))
 }

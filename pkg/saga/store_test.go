@@ -23,6 +23,7 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 func step(name string) saga.Step {
 	return saga.Step{
 		Name:       name,
+		Deadline:   saga.Deadline{Timeout: time.Hour, Retries: 1},
 		Request:    func(p json.RawMessage) (saga.Message, error) { return saga.Message{Type: "REQUEST", Payload: p}, nil },
 		Compensate: func(p json.RawMessage) (saga.Message, error) { return saga.Message{Type: "CANCEL", Payload: p}, nil },
 		Outcome: func(r json.RawMessage) (saga.StepStatus, error) {
@@ -57,6 +58,11 @@ func reply(status saga.StepStatus) json.RawMessage {
 	return json.RawMessage(`{"status":"` + string(status) + `"}`)
 }
 
+// replyCause is the cause of a reply of step, as the consumer passes it.
+func replyCause(step string) saga.Cause {
+	return saga.Cause{EventID: uuid.New(), Topic: step + ".response", EventType: "REPLY"}
+}
+
 func handle(t *testing.T, pool *pgxpool.Pool, o *saga.Orchestrator, id uuid.UUID, step string, status saga.StepStatus) (saga.State, bool) {
 	t.Helper()
 	var (
@@ -65,7 +71,7 @@ func handle(t *testing.T, pool *pgxpool.Pool, o *saga.Orchestrator, id uuid.UUID
 	)
 	err := pgx.BeginFunc(context.Background(), pool, func(tx pgx.Tx) error {
 		var err error
-		s, changed, err = o.Handle(context.Background(), tx, id, step, reply(status))
+		s, changed, err = o.Handle(context.Background(), tx, id, step, reply(status), replyCause(step))
 		return err
 	})
 	if err != nil {
@@ -151,14 +157,14 @@ func TestConcurrentRepliesOptimisticLock(t *testing.T) {
 	defer txB.Rollback(ctx)
 
 	// A applies the reply and holds the row lock until it commits.
-	if _, changed, err := o.Handle(ctx, txA, id, "one", reply(saga.StepSucceeded)); err != nil || !changed {
+	if _, changed, err := o.Handle(ctx, txA, id, "one", reply(saga.StepSucceeded), replyCause("one")); err != nil || !changed {
 		t.Fatalf("winner: changed=%v err=%v", changed, err)
 	}
 	// B loads version 0 (A has not committed) and its guarded UPDATE waits
 	// for A's row lock.
 	done := make(chan error, 1)
 	go func() {
-		_, _, err := o.Handle(ctx, txB, id, "one", reply(saga.StepSucceeded))
+		_, _, err := o.Handle(ctx, txB, id, "one", reply(saga.StepSucceeded), replyCause("one"))
 		done <- err
 	}()
 	pidB := txB.Conn().PgConn().PID()

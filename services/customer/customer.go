@@ -6,14 +6,9 @@ package customer
 import (
 	"context"
 	"io"
-	"log/slog"
-	"net/http"
-
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/sagabox/sagabox/internal/platform"
 	"github.com/sagabox/sagabox/migrations"
-	"github.com/sagabox/sagabox/pkg/consumer"
 	"github.com/sagabox/sagabox/services/customer/internal/app"
 	"github.com/sagabox/sagabox/services/customer/internal/httpapi"
 )
@@ -32,8 +27,11 @@ func Service() platform.Service {
 		Defaults:   Defaults,
 		Migrations: migrations.Customer(),
 		Topics:     []string{app.RequestTopic},
-		Build: func(pool *pgxpool.Pool, log *slog.Logger, health http.Handler) (consumer.Handler, http.Handler, error) {
-			return app.New(log).OnCreditRequest, httpapi.Routes(pool, health, log), nil
+		Build: func(d platform.Deps) (platform.Parts, error) {
+			return platform.Parts{
+				Handler: app.New(d.Log).OnCreditRequest,
+				Routes:  httpapi.Routes(d.Pool, d.Health, d.Log),
+			}, nil
 		},
 	}
 }

@@ -6,14 +6,9 @@ package order
 import (
 	"context"
 	"io"
-	"log/slog"
-	"net/http"
-
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/sagabox/sagabox/internal/platform"
 	"github.com/sagabox/sagabox/migrations"
-	"github.com/sagabox/sagabox/pkg/consumer"
 	"github.com/sagabox/sagabox/pkg/saga"
 	"github.com/sagabox/sagabox/services/order/internal/app"
 	"github.com/sagabox/sagabox/services/order/internal/httpapi"
@@ -27,21 +22,33 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	return Service().Run(ctx, getenv, stdout)
 }
 
-// Service describes the order service for platform.Service.Run.
+// Service describes the order service for platform.Service.Run: besides the
+// consumer and the HTTP API it runs the saga deadline sweeper.
 func Service() platform.Service {
+	settings := app.DefaultSettings()
 	return platform.Service{
 		Defaults:   Defaults,
 		Migrations: migrations.Order(),
 		Topics:     app.ReplyTopics(),
-		// A lost optimistic lock means another reply of the saga won: the
-		// message is retried with the fresh state, without limit.
-		Retryable: saga.IsRetryable,
-		Build: func(pool *pgxpool.Pool, log *slog.Logger, health http.Handler) (consumer.Handler, http.Handler, error) {
-			a, err := app.New(pool, log)
+		// Settings reads the saga settings before Build uses them.
+		Settings: func(getenv func(string) string) error {
+			var err error
+			settings, err = app.LoadSettings(getenv)
+			return err
+		},
+		Build: func(d platform.Deps) (platform.Parts, error) {
+			a, err := app.New(d.Pool, d.Log, settings)
 			if err != nil {
-				return nil, nil, err
+				return platform.Parts{}, err
 			}
-			return a.OnReply, httpapi.Routes(a, health, log), nil
+			return platform.Parts{
+				Handler: a.OnReply,
+				// A lost optimistic lock means another reply of the saga
+				// won: the message is retried with the fresh state.
+				Retryable: saga.IsRetryable,
+				Routes:    httpapi.Routes(a, d.Health, d.Log, d.Config.AdminTokens),
+				Tasks:     []func(context.Context) error{a.RunSweeper},
+			}, nil
 		},
 	}
 }

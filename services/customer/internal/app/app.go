@@ -42,10 +42,21 @@ type App struct {
 // New returns the application.
 func New(log *slog.Logger) *App { return &App{log: log} }
 
-// OnCreditRequest answers a credit-approval REQUEST (approve and allocate if
-// the amount fits the open limit, else reject — an unknown customer is
-// rejected too) or CANCEL (release what this saga allocated, once; nothing
-// if it never allocated). The reply is written to the outbox in tx.
+// OnCreditRequest answers a credit-approval REQUEST or CANCEL; the reply
+// is written to the outbox in tx. Every message of a saga leaves (or finds)
+// one credit_allocation row, which makes every order of delivery safe:
+//
+//   - REQUEST first: approve and allocate if the amount fits the open limit
+//     (ALLOCATED, reply APPROVED), else reject (REJECTED, reply REJECTED; an
+//     unknown customer is rejected too).
+//   - REQUEST again: the first answer, nothing taken twice.
+//   - CANCEL after an allocation: release it once (RELEASED); after a
+//     rejection: nothing to release. Reply CANCELLED.
+//   - CANCEL first (or instead of the REQUEST): nothing to release; the row
+//     CANCELLED is the marker that refuses the REQUEST if it comes later.
+//     Reply CANCELLED.
+//   - REQUEST after a CANCEL (RELEASED or CANCELLED): refused, reply
+//     REJECTED, nothing taken.
 func (a *App) OnCreditRequest(ctx context.Context, tx pgx.Tx, m consumer.Message) error {
 	sagaID, err := m.SagaID()
 	if err != nil {
@@ -59,14 +70,10 @@ func (a *App) OnCreditRequest(ctx context.Context, tx pgx.Tx, m consumer.Message
 	var status string
 	switch req.Type {
 	case "REQUEST":
-		status, err = a.approve(ctx, tx, sagaID, req)
+		status, err = a.approve(ctx, tx, log, sagaID, req)
 	case "CANCEL":
-		released, err := store.Release(ctx, tx, sagaID)
-		if err != nil {
-			return err
-		}
+		err = a.cancel(ctx, tx, log, sagaID, req)
 		status = StatusCancelled
-		log.InfoContext(ctx, "credit released", "amount", released)
 	default:
 		return consumer.Permanent(fmt.Errorf("unknown credit request type %q", req.Type))
 	}
@@ -77,19 +84,26 @@ func (a *App) OnCreditRequest(ctx context.Context, tx pgx.Tx, m consumer.Message
 	return outbox.Write(ctx, tx, saga.Reply("credit-approval", "CreditUpdated", sagaID, status))
 }
 
-func (a *App) approve(ctx context.Context, tx pgx.Tx, sagaID uuid.UUID, req creditRequest) (string, error) {
-	// A repeated request (same saga, new message) gets the first answer.
-	prev, err := store.AllocationStatus(ctx, tx, sagaID)
+func (a *App) approve(ctx context.Context, tx pgx.Tx, log *slog.Logger, sagaID uuid.UUID, req creditRequest) (string, error) {
+	prev, claimed, err := store.Claim(ctx, tx, sagaID, req.CustomerID, req.OrderID, store.AllocRejected)
 	if err != nil {
 		return "", err
 	}
-	if prev != "" {
-		return StatusApproved, nil
+	if !claimed {
+		switch prev {
+		case store.AllocAllocated:
+			return StatusApproved, nil // a repeated request gets the first answer
+		case store.AllocRejected:
+			return StatusRejected, nil
+		default: // RELEASED, CANCELLED: the saga cancelled this step already
+			log.WarnContext(ctx, "credit request after its cancellation refused", "allocation_status", prev)
+			return StatusRejected, nil
+		}
 	}
 	if req.PaymentDue <= 0 {
 		return StatusRejected, nil
 	}
-	ok, err := store.Allocate(ctx, tx, sagaID, req.CustomerID, req.OrderID, req.PaymentDue)
+	ok, err := store.Allocate(ctx, tx, sagaID, req.CustomerID, req.PaymentDue)
 	if err != nil {
 		return "", err
 	}
@@ -97,4 +111,25 @@ func (a *App) approve(ctx context.Context, tx pgx.Tx, sagaID uuid.UUID, req cred
 		return StatusRejected, nil
 	}
 	return StatusApproved, nil
+}
+
+func (a *App) cancel(ctx context.Context, tx pgx.Tx, log *slog.Logger, sagaID uuid.UUID, req creditRequest) error {
+	prev, claimed, err := store.Claim(ctx, tx, sagaID, req.CustomerID, req.OrderID, store.AllocCancelled)
+	if err != nil {
+		return err
+	}
+	if claimed {
+		log.InfoContext(ctx, "credit cancelled before its request: marker left, nothing released")
+		return nil
+	}
+	if prev != store.AllocAllocated {
+		log.InfoContext(ctx, "credit cancel: nothing to release", "allocation_status", prev)
+		return nil
+	}
+	released, err := store.Release(ctx, tx, sagaID)
+	if err != nil {
+		return err
+	}
+	log.InfoContext(ctx, "credit released", "amount", released)
+	return nil
 }

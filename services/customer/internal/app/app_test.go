@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
@@ -127,9 +128,10 @@ func TestOnCreditRequest(t *testing.T) {
 		want       string // reply status
 	}
 	type alloc struct {
-		saga   int
-		amount int64
-		status string
+		saga     int
+		customer int64
+		amount   int64
+		status   string
 	}
 	tests := []struct {
 		name      string
@@ -141,28 +143,31 @@ func TestOnCreditRequest(t *testing.T) {
 			name:      "request within limit is approved and allocated",
 			steps:     []step{{0, "REQUEST", 456, 4999, "APPROVED"}},
 			wantLimit: seededLimit - 4999,
-			wantAlloc: []alloc{{0, 4999, "ALLOCATED"}},
+			wantAlloc: []alloc{{0, 456, 4999, "ALLOCATED"}},
 		},
 		{
 			name:      "request of exactly the open limit is approved",
 			steps:     []step{{0, "REQUEST", 456, seededLimit, "APPROVED"}},
 			wantLimit: 0,
-			wantAlloc: []alloc{{0, seededLimit, "ALLOCATED"}},
+			wantAlloc: []alloc{{0, 456, seededLimit, "ALLOCATED"}},
 		},
 		{
-			name:      "request over the limit is rejected and changes nothing",
+			name:      "request over the limit is rejected and takes nothing",
 			steps:     []step{{0, "REQUEST", 456, seededLimit + 1, "REJECTED"}},
 			wantLimit: seededLimit,
+			wantAlloc: []alloc{{0, 456, 0, "REJECTED"}},
 		},
 		{
 			name:      "unknown customer is rejected",
 			steps:     []step{{0, "REQUEST", 999, 4999, "REJECTED"}},
 			wantLimit: seededLimit,
+			wantAlloc: []alloc{{0, 999, 0, "REJECTED"}},
 		},
 		{
 			name:      "zero amount is rejected",
 			steps:     []step{{0, "REQUEST", 456, 0, "REJECTED"}},
 			wantLimit: seededLimit,
+			wantAlloc: []alloc{{0, 456, 0, "REJECTED"}},
 		},
 		{
 			name: "repeated request gets the first answer and allocates once",
@@ -171,7 +176,7 @@ func TestOnCreditRequest(t *testing.T) {
 				{0, "REQUEST", 456, 4999, "APPROVED"},
 			},
 			wantLimit: seededLimit - 4999,
-			wantAlloc: []alloc{{0, 4999, "ALLOCATED"}},
+			wantAlloc: []alloc{{0, 456, 4999, "ALLOCATED"}},
 		},
 		{
 			name: "second saga is rejected by what the first allocated",
@@ -180,7 +185,18 @@ func TestOnCreditRequest(t *testing.T) {
 				{1, "REQUEST", 456, 30000, "REJECTED"},
 			},
 			wantLimit: seededLimit - 30000,
-			wantAlloc: []alloc{{0, 30000, "ALLOCATED"}},
+			wantAlloc: []alloc{{0, 456, 30000, "ALLOCATED"}, {1, 456, 0, "REJECTED"}},
+		},
+		{
+			name: "repeated rejected request stays rejected after the limit came back",
+			steps: []step{
+				{0, "REQUEST", 456, 30000, "APPROVED"},
+				{1, "REQUEST", 456, 30000, "REJECTED"},
+				{0, "CANCEL", 456, 30000, "CANCELLED"},
+				{1, "REQUEST", 456, 30000, "REJECTED"},
+			},
+			wantLimit: seededLimit,
+			wantAlloc: []alloc{{0, 456, 30000, "RELEASED"}, {1, 456, 0, "REJECTED"}},
 		},
 		{
 			name: "cancel releases the allocation",
@@ -189,7 +205,7 @@ func TestOnCreditRequest(t *testing.T) {
 				{0, "CANCEL", 456, 4999, "CANCELLED"},
 			},
 			wantLimit: seededLimit,
-			wantAlloc: []alloc{{0, 4999, "RELEASED"}},
+			wantAlloc: []alloc{{0, 456, 4999, "RELEASED"}},
 		},
 		{
 			name: "second cancel releases nothing",
@@ -199,12 +215,34 @@ func TestOnCreditRequest(t *testing.T) {
 				{0, "CANCEL", 456, 4999, "CANCELLED"},
 			},
 			wantLimit: seededLimit,
-			wantAlloc: []alloc{{0, 4999, "RELEASED"}},
+			wantAlloc: []alloc{{0, 456, 4999, "RELEASED"}},
 		},
 		{
-			name:      "cancel of a saga that never allocated releases nothing",
+			name: "request again after its cancel is refused and takes nothing",
+			steps: []step{
+				{0, "REQUEST", 456, 4999, "APPROVED"},
+				{0, "CANCEL", 456, 4999, "CANCELLED"},
+				{0, "REQUEST", 456, 4999, "REJECTED"},
+			},
+			wantLimit: seededLimit,
+			wantAlloc: []alloc{{0, 456, 4999, "RELEASED"}},
+		},
+		{
+			name:      "cancel before any request leaves a marker and releases nothing",
 			steps:     []step{{0, "CANCEL", 456, 4999, "CANCELLED"}},
 			wantLimit: seededLimit,
+			wantAlloc: []alloc{{0, 456, 0, "CANCELLED"}},
+		},
+		{
+			name: "request after a cancel that came first is refused and takes nothing",
+			steps: []step{
+				{0, "CANCEL", 456, 4999, "CANCELLED"},
+				{0, "REQUEST", 456, 4999, "REJECTED"},
+				{0, "CANCEL", 456, 4999, "CANCELLED"},
+				{0, "REQUEST", 456, 4999, "REJECTED"},
+			},
+			wantLimit: seededLimit,
+			wantAlloc: []alloc{{0, 456, 0, "CANCELLED"}},
 		},
 		{
 			name: "cancel after a rejected request releases nothing",
@@ -213,6 +251,7 @@ func TestOnCreditRequest(t *testing.T) {
 				{0, "CANCEL", 456, seededLimit + 1, "CANCELLED"},
 			},
 			wantLimit: seededLimit,
+			wantAlloc: []alloc{{0, 456, 0, "REJECTED"}},
 		},
 		{
 			name: "cancel of another saga leaves this saga's allocation",
@@ -221,7 +260,7 @@ func TestOnCreditRequest(t *testing.T) {
 				{1, "CANCEL", 456, 4999, "CANCELLED"},
 			},
 			wantLimit: seededLimit - 4999,
-			wantAlloc: []alloc{{0, 4999, "ALLOCATED"}},
+			wantAlloc: []alloc{{0, 456, 4999, "ALLOCATED"}, {1, 456, 0, "CANCELLED"}},
 		},
 	}
 	for _, tt := range tests {
@@ -245,12 +284,100 @@ func TestOnCreditRequest(t *testing.T) {
 			}
 			for _, a := range tt.wantAlloc {
 				want.Allocations = append(want.Allocations, allocation{
-					SagaID: sagas[a.saga], CustomerID: 456, OrderID: 1, Amount: a.amount, Status: a.status,
+					SagaID: sagas[a.saga], CustomerID: a.customer, OrderID: 1, Amount: a.amount, Status: a.status,
 				})
 			}
-			if diff := cmp.Diff(want, snapshot(t, pool), cmpopts.EquateEmpty()); diff != "" {
+			got := snapshot(t, pool)
+			if diff := cmp.Diff(want, got, cmpopts.EquateEmpty()); diff != "" {
 				t.Errorf("state (-want +got):\n%s", diff)
 			}
+			checkMoney(t, got)
+		})
+	}
+}
+
+// checkMoney checks the money invariant: what a customer's open limit lacks
+// is exactly what its ALLOCATED rows hold.
+func checkMoney(t *testing.T, s state) {
+	t.Helper()
+	held := map[int64]int64{}
+	for _, a := range s.Allocations {
+		if a.Status == "ALLOCATED" {
+			held[a.CustomerID] += a.Amount
+		}
+	}
+	if got := seededLimit - s.OpenLimits[456]; got != held[456] {
+		t.Errorf("customer 456: limit lowered by %d, allocations hold %d", got, held[456])
+	}
+}
+
+// A REQUEST and a CANCEL of one saga are handled at the same time (by two
+// consumers during a rebalance, say), in either order: the second one
+// waits for the first one's row, then sees its outcome. The interleaving is
+// forced: the first transaction holds the row, the second is seen waiting
+// for its lock, then the first commits.
+func TestOnCreditRequestConcurrentRequestAndCancel(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		first, second       string
+		wantFirst, wantNext string // reply statuses
+		wantLimit           int64
+		wantAlloc           allocation // SagaID filled in
+	}{
+		{"REQUEST", "CANCEL", "APPROVED", "CANCELLED", seededLimit, allocation{CustomerID: 456, OrderID: 1, Amount: 4999, Status: "RELEASED"}},
+		{"CANCEL", "REQUEST", "CANCELLED", "REJECTED", seededLimit, allocation{CustomerID: 456, OrderID: 1, Amount: 0, Status: "CANCELLED"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.first+" then "+tt.second, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			pool := newDB(t)
+			h := app.New(slog.New(slog.DiscardHandler)).OnCreditRequest
+			sagaID := uuid.New()
+			msg := func(typ string) consumer.Message {
+				return consumer.Message{Topic: app.RequestTopic, Key: sagaID.String(), Value: requestPayload(typ, 456, 4999), ID: uuid.New()}
+			}
+			txA, err := pool.Begin(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer txA.Rollback(ctx)
+			if err := h(ctx, txA, msg(tt.first)); err != nil {
+				t.Fatalf("%s in tx A: %v", tt.first, err)
+			}
+			txB, err := pool.Begin(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer txB.Rollback(ctx)
+			pidB := txB.Conn().PgConn().PID()
+			done := make(chan error, 1)
+			go func() { done <- h(ctx, txB, msg(tt.second)) }()
+			testenv.Eventually(t, 10*time.Second, func() bool {
+				var wait *string
+				err := pool.QueryRow(ctx, `SELECT wait_event_type FROM pg_stat_activity WHERE pid = $1`, pidB).Scan(&wait)
+				return err == nil && wait != nil && *wait == "Lock"
+			}, "tx B (pid %d) never waited for the allocation row", pidB)
+			if err := txA.Commit(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if err := <-done; err != nil {
+				t.Fatalf("%s in tx B: %v", tt.second, err)
+			}
+			if err := txB.Commit(ctx); err != nil {
+				t.Fatal(err)
+			}
+			tt.wantAlloc.SagaID = sagaID
+			want := state{
+				OpenLimits:  map[int64]int64{456: tt.wantLimit},
+				Allocations: []allocation{tt.wantAlloc},
+				Replies:     []reply{creditReply(sagaID, tt.wantFirst), creditReply(sagaID, tt.wantNext)},
+			}
+			got := snapshot(t, pool)
+			if diff := cmp.Diff(want, got, cmpopts.EquateEmpty()); diff != "" {
+				t.Errorf("state (-want +got):\n%s", diff)
+			}
+			checkMoney(t, got)
 		})
 	}
 }

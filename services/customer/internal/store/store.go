@@ -40,12 +40,50 @@ func GetCustomer(ctx context.Context, q Querier, id int64) (Customer, error) {
 	return c, nil
 }
 
-// Allocate takes amount from customer id's open limit and records the
-// allocation for sagaID. It reports false, changing nothing, when the
-// customer does not exist or its open limit is smaller than amount. The
-// conditional UPDATE makes concurrent allocations safe: the limit never
-// goes below zero.
-func Allocate(ctx context.Context, tx pgx.Tx, sagaID uuid.UUID, id, orderID, amount int64) (bool, error) {
+// Allocation statuses (credit_allocation.status): one row per saga that
+// sent a credit-approval message, whatever came first.
+const (
+	// AllocAllocated: amount taken from the customer's open limit and held
+	// for the saga.
+	AllocAllocated = "ALLOCATED"
+	// AllocReleased: was ALLOCATED, then given back by a CANCEL: net nothing.
+	AllocReleased = "RELEASED"
+	// AllocRejected: the request was refused; nothing taken (amount 0).
+	AllocRejected = "REJECTED"
+	// AllocCancelled: a CANCEL came before any request; nothing taken
+	// (amount 0), and a later request is refused.
+	AllocCancelled = "CANCELLED"
+)
+
+// Claim inserts sagaID's allocation row with status and amount 0 unless the
+// saga has one, and returns the saga's status: status itself when the row
+// was inserted (claimed), else the existing row's. Either way the row is
+// locked until tx ends, so messages of one saga handled concurrently are
+// applied one after the other.
+func Claim(ctx context.Context, tx pgx.Tx, sagaID uuid.UUID, customerID, orderID int64, status string) (string, bool, error) {
+	const insert = `INSERT INTO credit_allocation (saga_id, customer_id, order_id, amount, status)
+		VALUES ($1, $2, $3, 0, $4) ON CONFLICT (saga_id) DO NOTHING`
+	tag, err := tx.Exec(ctx, insert, sagaID, customerID, orderID, status)
+	if err != nil {
+		return "", false, fmt.Errorf("claim allocation of saga %s: %w", sagaID, err)
+	}
+	if tag.RowsAffected() == 1 {
+		return status, true, nil
+	}
+	const lock = `SELECT status FROM credit_allocation WHERE saga_id = $1 FOR UPDATE`
+	var existing string
+	if err := tx.QueryRow(ctx, lock, sagaID).Scan(&existing); err != nil {
+		return "", false, fmt.Errorf("read allocation of saga %s: %w", sagaID, err)
+	}
+	return existing, false, nil
+}
+
+// Allocate takes amount from customer id's open limit for sagaID, whose row
+// Claim inserted in tx, and marks it ALLOCATED. It reports false, changing
+// nothing, when the customer does not exist or its open limit is smaller
+// than amount. The conditional UPDATE makes concurrent allocations safe:
+// the limit never goes below zero.
+func Allocate(ctx context.Context, tx pgx.Tx, sagaID uuid.UUID, id, amount int64) (bool, error) {
 	const take = `UPDATE customer SET open_limit = open_limit - $2, version = version + 1
 		WHERE id = $1 AND open_limit >= $2`
 	tag, err := tx.Exec(ctx, take, id, amount)
@@ -55,26 +93,12 @@ func Allocate(ctx context.Context, tx pgx.Tx, sagaID uuid.UUID, id, orderID, amo
 	if tag.RowsAffected() == 0 {
 		return false, nil
 	}
-	const record = `INSERT INTO credit_allocation (saga_id, customer_id, order_id, amount, status)
-		VALUES ($1, $2, $3, $4, 'ALLOCATED')`
-	if _, err := tx.Exec(ctx, record, sagaID, id, orderID, amount); err != nil {
+	const record = `UPDATE credit_allocation SET status = 'ALLOCATED', amount = $2, updated_at = now()
+		WHERE saga_id = $1`
+	if _, err := tx.Exec(ctx, record, sagaID, amount); err != nil {
 		return false, fmt.Errorf("record allocation of saga %s: %w", sagaID, err)
 	}
 	return true, nil
-}
-
-// AllocationStatus returns the status of sagaID's allocation, "" if none.
-func AllocationStatus(ctx context.Context, q Querier, sagaID uuid.UUID) (string, error) {
-	const sql = `SELECT status FROM credit_allocation WHERE saga_id = $1`
-	var s string
-	err := q.QueryRow(ctx, sql, sagaID).Scan(&s)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return "", nil
-	}
-	if err != nil {
-		return "", fmt.Errorf("get allocation of saga %s: %w", sagaID, err)
-	}
-	return s, nil
 }
 
 // Release gives back what sagaID allocated, once: the allocation moves from

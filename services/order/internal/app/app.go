@@ -25,18 +25,20 @@ var ErrInvalid = errors.New("invalid order")
 
 // App is the order service's application layer.
 type App struct {
-	pool  *pgxpool.Pool
-	sagas *saga.Orchestrator
-	log   *slog.Logger
+	pool     *pgxpool.Pool
+	sagas    *saga.Orchestrator
+	log      *slog.Logger
+	settings Settings
 }
 
-// New returns the application over pool.
-func New(pool *pgxpool.Pool, log *slog.Logger) (*App, error) {
-	o, err := saga.New(Placement())
+// New returns the application over pool, running the order-placement saga
+// with the deadline policy of settings.
+func New(pool *pgxpool.Pool, log *slog.Logger, settings Settings) (*App, error) {
+	o, err := saga.New(Placement(settings))
 	if err != nil {
 		return nil, err
 	}
-	return &App{pool: pool, sagas: o, log: log}, nil
+	return &App{pool: pool, sagas: o, log: log, settings: settings}, nil
 }
 
 // PlaceOrder is the input of PlaceOrder. Amounts are integer cents.
@@ -127,15 +129,18 @@ func (a *App) GetSaga(ctx context.Context, id uuid.UUID) (saga.State, error) {
 // ReplyTopics are the topics the order service consumes: one per step.
 func ReplyTopics() []string {
 	var topics []string
-	for _, s := range Placement().Steps {
+	for _, s := range Placement(DefaultSettings()).Steps {
 		topics = append(topics, s.Name+".response")
 	}
 	return topics
 }
 
 // OnReply applies a participant's reply (topic "<step>.response", key = saga
-// id) within tx, and settles the order when the saga ends. A lost optimistic
-// lock surfaces as saga.ErrStale: the consumer retries the message.
+// id) within tx, recording the message as the transition's cause, and
+// settles the order as soon as the saga's outcome is known. A lost
+// optimistic lock surfaces as saga.ErrStale: the consumer retries the
+// message. A reply that does not fit the saga (late, duplicated, after the
+// saga ended) changes nothing and is logged.
 func (a *App) OnReply(ctx context.Context, tx pgx.Tx, m consumer.Message) error {
 	step, ok := strings.CutSuffix(m.Topic, ".response")
 	if !ok {
@@ -145,25 +150,34 @@ func (a *App) OnReply(ctx context.Context, tx pgx.Tx, m consumer.Message) error 
 	if err != nil {
 		return err
 	}
-	s, changed, err := a.sagas.Handle(ctx, tx, sagaID, step, m.Value)
+	cause := saga.Cause{EventID: m.ID, Topic: m.Topic, EventType: m.EventType}
+	s, changed, err := a.sagas.Handle(ctx, tx, sagaID, step, m.Value, cause)
 	switch {
 	case errors.Is(err, saga.ErrNotFound), errors.Is(err, saga.ErrUnexpectedReply), errors.Is(err, saga.ErrBadReply):
 		return consumer.Permanent(err)
 	case err != nil:
 		return err
 	}
-	log := a.log.With("saga_id", sagaID, "saga_step", step, "event_id", m.ID)
+	log := a.log.With("saga_id", sagaID, "saga_step", step, "event_id", m.ID, "event_type", m.EventType, "topic", m.Topic)
 	if !changed {
 		log.WarnContext(ctx, "reply does not fit the saga state, ignored",
-			"saga_status", s.Status, "step_status", s.StepStatus[step])
+			"saga_status", s.Status, "step_status", s.StepStatus[step], "version", s.Version)
 		return nil
 	}
 	log.InfoContext(ctx, "saga advanced", "saga_status", s.Status, "step_status", s.StepStatus[step], "version", s.Version)
+	return settle(ctx, tx, s)
+}
+
+// settle gives the order of saga s its outcome once the saga has one: the
+// order is ACCEPTED when the saga succeeded, REJECTED as soon as the saga
+// aborts — its compensations may still be under way (a participant that
+// is down holds them), but the order's fate no longer depends on them.
+func settle(ctx context.Context, tx pgx.Tx, s saga.State) error {
 	switch s.Status {
 	case saga.StatusSucceeded:
-		return store.SettleSaga(ctx, tx, sagaID, store.StatusAccepted)
-	case saga.StatusAborted:
-		return store.SettleSaga(ctx, tx, sagaID, store.StatusRejected)
+		return store.SettleSaga(ctx, tx, s.ID, store.StatusAccepted)
+	case saga.StatusAborting, saga.StatusAborted:
+		return store.SettleSaga(ctx, tx, s.ID, store.StatusRejected)
 	}
 	return nil
 }

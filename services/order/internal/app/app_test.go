@@ -31,7 +31,7 @@ var validOrder = app.PlaceOrder{CustomerID: 456, ItemID: 1, Quantity: 1, Payment
 func newApp(t *testing.T) (*app.App, *pgxpool.Pool) {
 	t.Helper()
 	pool := testenv.Pool(t, testenv.Database(t, migrations.Order()))
-	a, err := app.New(pool, slog.New(slog.DiscardHandler))
+	a, err := app.New(pool, slog.New(slog.DiscardHandler), app.DefaultSettings())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,8 +136,11 @@ func TestPlaceOrderStartsTheSaga(t *testing.T) {
 		StepStatus: map[string]saga.StepStatus{app.StepCreditApproval: saga.StepStarted},
 		Status:     saga.StatusStarted, Version: 0,
 	}
-	if diff := cmp.Diff(wantSaga, v.Saga, cmpopts.IgnoreFields(saga.State{}, "Payload", "CreatedAt", "UpdatedAt")); diff != "" {
+	if diff := cmp.Diff(wantSaga, v.Saga, cmpopts.IgnoreFields(saga.State{}, "Payload", "Deadline", "StatusSince", "CreatedAt", "UpdatedAt")); diff != "" {
 		t.Errorf("saga (-want +got):\n%s", diff)
+	}
+	if got := v.Saga.Deadline.Sub(v.Saga.CreatedAt); got != 30*time.Second {
+		t.Errorf("credit approval deadline %s after the start, want the default 30s", got)
 	}
 	wantOutbox := []message{want(o, app.StepCreditApproval, app.TypeRequest)}
 	if diff := cmp.Diff(wantOutbox, outboxRows(t, pool)); diff != "" {
@@ -207,10 +210,10 @@ func TestOnReplyDrivesTheSaga(t *testing.T) {
 			wantOutbox: [][2]string{{payment, app.TypeRequest}},
 		},
 		{
-			name: "payment failed: credit compensated, order rejected",
+			name: "payment failed: order rejected at once, credit compensated",
 			steps: []step{
 				{credit, "APPROVED", saga.StatusStarted, store.StatusCreated},
-				{payment, "FAILED", saga.StatusAborting, store.StatusCreated},
+				{payment, "FAILED", saga.StatusAborting, store.StatusRejected},
 				{credit, "CANCELLED", saga.StatusAborted, store.StatusRejected},
 			},
 			wantSteps:  map[string]saga.StepStatus{credit: saga.StepCompensated, payment: saga.StepFailed},

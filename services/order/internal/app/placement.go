@@ -3,6 +3,7 @@ package app
 import (
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/sagabox/sagabox/pkg/saga"
 )
@@ -32,8 +33,15 @@ type RequestPayload struct {
 	Type         string `json:"type"`
 }
 
-// Placement is the definition of the order-placement saga.
-func Placement() saga.Definition {
+// Placement is the definition of the order-placement saga with the deadline
+// policy of s: each step waits its timeout for a reply, a request is sent
+// again s.Retries times (the participants answer a repeated request with
+// the first answer), then the step is abandoned and the saga compensates
+// — the abandoned step included, since it may have taken effect.
+func Placement(s Settings) saga.Definition {
+	deadline := func(timeout time.Duration) saga.Deadline {
+		return saga.Deadline{Timeout: timeout, Retries: s.Retries, MaxTimeout: s.MaxTimeout}
+	}
 	return saga.Definition{
 		Type: PlacementSaga,
 		Steps: []saga.Step{
@@ -44,6 +52,7 @@ func Placement() saga.Definition {
 				Outcome: outcome(map[string]saga.StepStatus{
 					"APPROVED": saga.StepSucceeded, "REJECTED": saga.StepFailed, "CANCELLED": saga.StepCompensated,
 				}),
+				Deadline: deadline(s.CreditApprovalTimeout),
 			},
 			{
 				Name:       StepPayment,
@@ -52,6 +61,7 @@ func Placement() saga.Definition {
 				Outcome: outcome(map[string]saga.StepStatus{
 					"REQUESTED": saga.StepSucceeded, "FAILED": saga.StepFailed, "CANCELLED": saga.StepCompensated,
 				}),
+				Deadline: deadline(s.PaymentTimeout),
 			},
 		},
 	}

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/google/uuid"
@@ -27,8 +28,9 @@ import (
 // MaxBodyBytes bounds a request body; larger ones get 413.
 const MaxBodyBytes = 64 << 10
 
-// Routes returns the order service's router. health serves /healthz.
-func Routes(a *app.App, health http.Handler, log *slog.Logger) chi.Router {
+// Routes returns the order service's router. health serves /healthz; the
+// operator API under /admin opens only to a bearer token of tokens.
+func Routes(a *app.App, health http.Handler, log *slog.Logger, tokens platform.AdminTokens) chi.Router {
 	h := handlers{app: a, log: log}
 	r := chi.NewRouter()
 	r.Use(platform.NameSpanByRoute)
@@ -36,6 +38,10 @@ func Routes(a *app.App, health http.Handler, log *slog.Logger) chi.Router {
 	r.Post("/orders", h.placeOrder)
 	r.Get("/orders/{id}", h.getOrder)
 	r.Get("/sagas/{id}", h.getSaga)
+	r.Route("/admin", func(r chi.Router) {
+		r.Use(platform.RequireAdmin(tokens, log))
+		h.adminRoutes(r)
+	})
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		platform.WriteError(w, http.StatusNotFound, "no such route")
 	})
@@ -126,6 +132,9 @@ type sagaResponse struct {
 	Status      saga.Status                `json:"status"`
 	CurrentStep string                     `json:"currentStep"`
 	StepStatus  map[string]saga.StepStatus `json:"stepStatus"`
+	Attempt     int                        `json:"attempt"`
+	Deadline    string                     `json:"deadline,omitempty"` // absent when nothing waits
+	StatusSince string                     `json:"statusSince"`
 	Version     int                        `json:"version"`
 	Payload     json.RawMessage            `json:"payload,omitempty"`
 	CreatedAt   string                     `json:"createdAt"`
@@ -133,12 +142,19 @@ type sagaResponse struct {
 }
 
 func toSagaResponse(s saga.State) sagaResponse {
-	return sagaResponse{
+	r := sagaResponse{
 		ID: s.ID, Type: s.Type, Status: s.Status, CurrentStep: s.CurrentStep, StepStatus: s.StepStatus,
-		Version: s.Version, CreatedAt: s.CreatedAt.UTC().Format("2006-01-02T15:04:05.000Z"),
-		UpdatedAt: s.UpdatedAt.UTC().Format("2006-01-02T15:04:05.000Z"),
+		Attempt: s.Attempt, StatusSince: timestamp(s.StatusSince), Version: s.Version,
+		CreatedAt: timestamp(s.CreatedAt), UpdatedAt: timestamp(s.UpdatedAt),
 	}
+	if !s.Deadline.IsZero() {
+		r.Deadline = timestamp(s.Deadline)
+	}
+	return r
 }
+
+// timestamp formats t in UTC with milliseconds.
+func timestamp(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z") }
 
 func (h handlers) getOrder(w http.ResponseWriter, r *http.Request) {
 	id, err := strconv.ParseInt(chi.URLParam(r, "id"), 10, 64)
@@ -231,10 +247,14 @@ func (h handlers) writeError(w http.ResponseWriter, r *http.Request, err error) 
 	switch {
 	case errors.As(err, &tooBig):
 		platform.WriteError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body larger than %d bytes", tooBig.Limit))
-	case errors.Is(err, errMalformed), errors.Is(err, app.ErrInvalid):
+	case errors.Is(err, errMalformed), errors.Is(err, app.ErrInvalid), errors.Is(err, app.ErrBadInput):
 		platform.WriteError(w, http.StatusBadRequest, err.Error())
 	case errors.Is(err, errNotFound), errors.Is(err, store.ErrNotFound), errors.Is(err, saga.ErrNotFound):
 		platform.WriteError(w, http.StatusNotFound, "not found")
+	case errors.Is(err, saga.ErrWrongState):
+		platform.WriteError(w, http.StatusConflict, err.Error())
+	case errors.Is(err, saga.ErrStale):
+		platform.WriteError(w, http.StatusConflict, "the saga changed at the same time; look again and retry")
 	default:
 		h.log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 		platform.WriteError(w, http.StatusInternalServerError, "internal error")

@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/sagabox/sagabox/internal/platform"
 	"github.com/sagabox/sagabox/internal/testenv"
 	"github.com/sagabox/sagabox/migrations"
 	"github.com/sagabox/sagabox/services/order/internal/app"
@@ -25,11 +26,11 @@ func newServer(t *testing.T) (*httptest.Server, *pgxpool.Pool) {
 	t.Helper()
 	pool := testenv.Pool(t, testenv.Database(t, migrations.Order()))
 	log := slog.New(slog.DiscardHandler)
-	a, err := app.New(pool, log)
+	a, err := app.New(pool, log, app.DefaultSettings())
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(httpapi.Routes(a, http.NotFoundHandler(), log))
+	srv := httptest.NewServer(httpapi.Routes(a, http.NotFoundHandler(), log, platform.AdminTokens{}))
 	t.Cleanup(srv.Close)
 	return srv, pool
 }
@@ -141,10 +142,15 @@ func TestPlaceOrderWritesOrderSagaAndRequestTogether(t *testing.T) {
 	saga := order["saga"].(map[string]any)
 	want := map[string]any{
 		"id": resp["sagaId"], "type": "order-placement", "status": "STARTED", "currentStep": "credit-approval",
-		"stepStatus": map[string]any{"credit-approval": "STARTED"}, "version": float64(0),
+		"stepStatus": map[string]any{"credit-approval": "STARTED"}, "version": float64(0), "attempt": float64(0),
 	}
-	delete(saga, "createdAt")
-	delete(saga, "updatedAt")
+	if saga["deadline"] == nil || saga["statusSince"] != saga["createdAt"] {
+		t.Errorf("saga deadline %v, status since %v, created %v: want a deadline, in STARTED since creation",
+			saga["deadline"], saga["statusSince"], saga["createdAt"])
+	}
+	for _, k := range []string{"createdAt", "updatedAt", "statusSince", "deadline"} {
+		delete(saga, k)
+	}
 	if diff := cmp.Diff(want, saga); diff != "" {
 		t.Errorf("saga (-want +got):\n%s", diff)
 	}

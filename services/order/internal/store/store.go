@@ -68,6 +68,22 @@ func GetOrder(ctx context.Context, q Querier, id int64) (Order, error) {
 	return o, nil
 }
 
+// OrderOfSaga reads the order whose saga is sagaID.
+func OrderOfSaga(ctx context.Context, q Querier, sagaID uuid.UUID) (Order, error) {
+	const sql = `SELECT id, customer_id, item_id, quantity, payment_due, credit_card_no, status, saga_id, created_at, updated_at
+		FROM purchaseorder WHERE saga_id = $1`
+	var o Order
+	err := q.QueryRow(ctx, sql, sagaID).Scan(&o.ID, &o.CustomerID, &o.ItemID, &o.Quantity, &o.PaymentDue,
+		&o.CreditCardNo, &o.Status, &o.SagaID, &o.CreatedAt, &o.UpdatedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Order{}, fmt.Errorf("get order of saga %s: %w", sagaID, ErrNotFound)
+	}
+	if err != nil {
+		return Order{}, fmt.Errorf("get order of saga %s: %w", sagaID, err)
+	}
+	return o, nil
+}
+
 // SettleSaga moves the order of saga sagaID from CREATED to status. It is a
 // no-op for an order that already left CREATED, so a repeated saga outcome
 // is harmless.

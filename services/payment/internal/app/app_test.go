@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
@@ -148,8 +149,28 @@ func TestOnPaymentRequest(t *testing.T) {
 			want: []payment{{CardLast4: "4444", Status: "REFUNDED"}},
 		},
 		{
-			name:  "cancel of a never-paid saga writes no payment",
+			name:  "cancel before any request leaves a marker, charges and refunds nothing",
 			steps: []step{{"CANCEL", goodCard, "CANCELLED"}},
+			want:  []payment{{CardLast4: "4444", Status: "CANCELLED", Amount: 0}},
+		},
+		{
+			name: "request after a cancel that came first is refused and charges nothing",
+			steps: []step{
+				{"CANCEL", goodCard, "CANCELLED"},
+				{"REQUEST", goodCard, "FAILED"},
+				{"CANCEL", goodCard, "CANCELLED"},
+				{"REQUEST", goodCard, "FAILED"},
+			},
+			want: []payment{{CardLast4: "4444", Status: "CANCELLED", Amount: 0}},
+		},
+		{
+			name: "request again after its refund is refused and charges nothing",
+			steps: []step{
+				{"REQUEST", goodCard, "REQUESTED"},
+				{"CANCEL", goodCard, "CANCELLED"},
+				{"REQUEST", goodCard, "FAILED"},
+			},
+			want: []payment{{CardLast4: "4444", Status: "REFUNDED"}},
 		},
 		{
 			name:  "cancel of a refused payment leaves it failed",
@@ -172,8 +193,76 @@ func TestOnPaymentRequest(t *testing.T) {
 				want.Replies = append(want.Replies, paymentReply(sagaID, s.want))
 			}
 			for _, p := range tt.want {
-				p.SagaID, p.OrderID, p.CustomerID, p.Amount = sagaID, 1, 456, 4999
+				p.SagaID, p.OrderID, p.CustomerID = sagaID, 1, 456
+				if p.Status != "CANCELLED" {
+					p.Amount = 4999
+				}
 				want.Payments = append(want.Payments, p)
+			}
+			if diff := cmp.Diff(want, snapshot(t, pool), cmpopts.EquateEmpty()); diff != "" {
+				t.Errorf("state (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// A REQUEST and a CANCEL of one saga are handled at the same time, in
+// either order: the second waits for the first one's row, then sees its
+// outcome. The interleaving is forced through pg_stat_activity.
+func TestOnPaymentRequestConcurrentRequestAndCancel(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		first, second       string
+		wantFirst, wantNext string // reply statuses
+		want                payment
+	}{
+		{"REQUEST", "CANCEL", "REQUESTED", "CANCELLED", payment{Amount: 4999, CardLast4: "4444", Status: "REFUNDED"}},
+		{"CANCEL", "REQUEST", "CANCELLED", "FAILED", payment{Amount: 0, CardLast4: "4444", Status: "CANCELLED"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.first+" then "+tt.second, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			pool := newDB(t)
+			h := app.New(slog.New(slog.DiscardHandler)).OnPaymentRequest
+			sagaID := uuid.New()
+			msg := func(typ string) consumer.Message {
+				return consumer.Message{Topic: app.RequestTopic, Key: sagaID.String(), Value: requestPayload(typ, goodCard, 4999), ID: uuid.New()}
+			}
+			txA, err := pool.Begin(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer txA.Rollback(ctx)
+			if err := h(ctx, txA, msg(tt.first)); err != nil {
+				t.Fatalf("%s in tx A: %v", tt.first, err)
+			}
+			txB, err := pool.Begin(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer txB.Rollback(ctx)
+			pidB := txB.Conn().PgConn().PID()
+			done := make(chan error, 1)
+			go func() { done <- h(ctx, txB, msg(tt.second)) }()
+			testenv.Eventually(t, 10*time.Second, func() bool {
+				var wait *string
+				err := pool.QueryRow(ctx, `SELECT wait_event_type FROM pg_stat_activity WHERE pid = $1`, pidB).Scan(&wait)
+				return err == nil && wait != nil && *wait == "Lock"
+			}, "tx B (pid %d) never waited for the payment row", pidB)
+			if err := txA.Commit(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if err := <-done; err != nil {
+				t.Fatalf("%s in tx B: %v", tt.second, err)
+			}
+			if err := txB.Commit(ctx); err != nil {
+				t.Fatal(err)
+			}
+			tt.want.SagaID, tt.want.OrderID, tt.want.CustomerID = sagaID, 1, 456
+			want := state{
+				Payments: []payment{tt.want},
+				Replies:  []reply{paymentReply(sagaID, tt.wantFirst), paymentReply(sagaID, tt.wantNext)},
 			}
 			if diff := cmp.Diff(want, snapshot(t, pool), cmpopts.EquateEmpty()); diff != "" {
 				t.Errorf("state (-want +got):\n%s", diff)

@@ -10,11 +10,18 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// Payment statuses.
+// Payment statuses (payment.status): one row per saga that sent a payment
+// message, whatever came first.
 const (
+	// StatusCompleted: amount charged to the card.
 	StatusCompleted = "COMPLETED"
-	StatusFailed    = "FAILED"
-	StatusRefunded  = "REFUNDED"
+	// StatusFailed: the request was refused; nothing charged.
+	StatusFailed = "FAILED"
+	// StatusRefunded: was COMPLETED, then refunded by a CANCEL: net nothing.
+	StatusRefunded = "REFUNDED"
+	// StatusCancelled: a CANCEL came before any request; nothing charged
+	// (amount 0), and a later request is refused.
+	StatusCancelled = "CANCELLED"
 )
 
 // Payment is one payment attempt of a saga. Amounts are integer cents; only
@@ -38,29 +45,44 @@ type Querier interface {
 }
 
 // Insert records p unless its saga already has a payment, and returns the
-// saga's payment status either way: a repeated request gets the first answer.
-func Insert(ctx context.Context, tx pgx.Tx, p Payment) (string, error) {
+// saga's payment status either way: p.Status when inserted, else the first
+// one (a repeated request gets the first answer). The row is locked until
+// tx ends, so messages of one saga handled concurrently are applied one
+// after the other.
+func Insert(ctx context.Context, tx pgx.Tx, p Payment) (status string, inserted bool, err error) {
 	const q = `INSERT INTO payment (saga_id, order_id, customer_id, amount, card_last4, status)
 		VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (saga_id) DO NOTHING`
-	if _, err := tx.Exec(ctx, q, p.SagaID, p.OrderID, p.CustomerID, p.Amount, p.CardLast4, p.Status); err != nil {
-		return "", fmt.Errorf("insert payment of saga %s: %w", p.SagaID, err)
+	tag, err := tx.Exec(ctx, q, p.SagaID, p.OrderID, p.CustomerID, p.Amount, p.CardLast4, p.Status)
+	if err != nil {
+		return "", false, fmt.Errorf("insert payment of saga %s: %w", p.SagaID, err)
 	}
-	var status string
-	if err := tx.QueryRow(ctx, `SELECT status FROM payment WHERE saga_id = $1`, p.SagaID).Scan(&status); err != nil {
-		return "", fmt.Errorf("read payment of saga %s: %w", p.SagaID, err)
+	if tag.RowsAffected() == 1 {
+		return p.Status, true, nil
 	}
-	return status, nil
+	if err := tx.QueryRow(ctx, `SELECT status FROM payment WHERE saga_id = $1 FOR UPDATE`, p.SagaID).Scan(&status); err != nil {
+		return "", false, fmt.Errorf("read payment of saga %s: %w", p.SagaID, err)
+	}
+	return status, false, nil
 }
 
-// Refund marks sagaID's completed payment REFUNDED and reports whether there
-// was one to refund (a refund happens once).
-func Refund(ctx context.Context, tx pgx.Tx, sagaID uuid.UUID) (bool, error) {
-	const q = `UPDATE payment SET status = 'REFUNDED', updated_at = now() WHERE saga_id = $1 AND status = 'COMPLETED'`
-	tag, err := tx.Exec(ctx, q, sagaID)
-	if err != nil {
-		return false, fmt.Errorf("refund payment of saga %s: %w", sagaID, err)
+// Cancel undoes sagaID's payment: a COMPLETED payment becomes REFUNDED,
+// once; a saga without a payment gets the CANCELLED marker p (amount 0),
+// which refuses its request if that comes later; FAILED, REFUNDED and
+// CANCELLED payments stay as they are. It returns the saga's payment status
+// before the cancel, "" when it had none.
+func Cancel(ctx context.Context, tx pgx.Tx, p Payment) (string, error) {
+	p.Status, p.Amount = StatusCancelled, 0
+	prev, inserted, err := Insert(ctx, tx, p)
+	if err != nil || inserted {
+		return "", err
 	}
-	return tag.RowsAffected() == 1, nil
+	if prev == StatusCompleted {
+		const q = `UPDATE payment SET status = 'REFUNDED', updated_at = now() WHERE saga_id = $1`
+		if _, err := tx.Exec(ctx, q, p.SagaID); err != nil {
+			return "", fmt.Errorf("refund payment of saga %s: %w", p.SagaID, err)
+		}
+	}
+	return prev, nil
 }
 
 // ByOrder lists the payments of an order, oldest first.

@@ -1,0 +1,77 @@
+package app
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+)
+
+// Settings are the order service's own settings, beyond platform.Config:
+// the order-placement saga's deadline policy, the sweeper and the bound
+// after which an aborting saga counts as stuck.
+type Settings struct {
+	// CreditApprovalTimeout and PaymentTimeout are each step's wait for a
+	// reply (SAGA_CREDIT_APPROVAL_TIMEOUT, SAGA_PAYMENT_TIMEOUT).
+	CreditApprovalTimeout time.Duration
+	PaymentTimeout        time.Duration
+	// Retries is how often a request that timed out is sent again before
+	// its step is abandoned and the saga aborts (SAGA_RETRIES).
+	Retries int
+	// MaxTimeout caps the wait, which doubles with every re-send of a
+	// request or compensation (SAGA_MAX_TIMEOUT).
+	MaxTimeout time.Duration
+	// StuckAfter is how long a saga may stay ABORTING before the admin API
+	// lists it as stuck (SAGA_STUCK_AFTER).
+	StuckAfter time.Duration
+	// SweepInterval is how often the deadline sweeper looks for sagas past
+	// their deadline (SAGA_SWEEP_INTERVAL).
+	SweepInterval time.Duration
+}
+
+// DefaultSettings are 30 s per step, 3 retries, waits doubling up to 5 min,
+// stuck after 15 min of ABORTING, a sweep every second.
+func DefaultSettings() Settings {
+	return Settings{
+		CreditApprovalTimeout: 30 * time.Second,
+		PaymentTimeout:        30 * time.Second,
+		Retries:               3,
+		MaxTimeout:            5 * time.Minute,
+		StuckAfter:            15 * time.Minute,
+		SweepInterval:         time.Second,
+	}
+}
+
+// LoadSettings reads the settings through getenv, falling back to
+// DefaultSettings for unset variables, and reports every invalid value at
+// once.
+func LoadSettings(getenv func(string) string) (Settings, error) {
+	s := DefaultSettings()
+	var errs []error
+	duration := func(key string, dst *time.Duration) {
+		v := getenv(key)
+		if v == "" {
+			return
+		}
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			errs = append(errs, fmt.Errorf("%s=%q: want a positive duration like 30s", key, v))
+			return
+		}
+		*dst = d
+	}
+	duration("SAGA_CREDIT_APPROVAL_TIMEOUT", &s.CreditApprovalTimeout)
+	duration("SAGA_PAYMENT_TIMEOUT", &s.PaymentTimeout)
+	duration("SAGA_MAX_TIMEOUT", &s.MaxTimeout)
+	duration("SAGA_STUCK_AFTER", &s.StuckAfter)
+	duration("SAGA_SWEEP_INTERVAL", &s.SweepInterval)
+	if v := getenv("SAGA_RETRIES"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 || n > 100 {
+			errs = append(errs, fmt.Errorf("SAGA_RETRIES=%q: want a whole number from 0 to 100", v))
+		} else {
+			s.Retries = n
+		}
+	}
+	return s, errors.Join(errs...)
+}

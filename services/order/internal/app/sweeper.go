@@ -1,0 +1,83 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/sagabox/sagabox/pkg/saga"
+)
+
+// maxSweep bounds the sagas one sweep acts on, so that one sweep never runs
+// for long; the next one continues.
+const maxSweep = 200
+
+// Sweep acts on the sagas past their deadline, one transaction each (see
+// saga.Orchestrator.Expire): a request is sent again, a step abandoned and
+// compensated, a compensation sent again; an order whose saga aborts is
+// settled REJECTED in the same transaction. Sweeps of several order-service
+// instances at once share the due sagas and never act twice on one. A saga
+// that fails is logged and left for the next sweep (it stays past its
+// deadline, hence listed as stuck), the others go on. It returns how many
+// sagas it acted on, and the errors.
+func (a *App) Sweep(ctx context.Context) (int, error) {
+	var (
+		n      int
+		failed []uuid.UUID
+		errs   []error
+	)
+	for n < maxSweep && len(failed) < maxSweep {
+		var (
+			s     saga.State
+			acted bool
+		)
+		err := pgx.BeginFunc(ctx, a.pool, func(tx pgx.Tx) error {
+			var err error
+			s, acted, err = a.sagas.Expire(ctx, tx, failed...)
+			if err != nil || !acted {
+				return err
+			}
+			return settle(ctx, tx, s)
+		})
+		if err != nil && s.ID != uuid.Nil && ctx.Err() == nil {
+			a.log.ErrorContext(ctx, "saga deadline could not be handled", "saga_id", s.ID, "err", err)
+			failed, errs = append(failed, s.ID), append(errs, err)
+			continue
+		}
+		if err != nil {
+			return n, fmt.Errorf("sweep saga deadlines: %w", errors.Join(append(errs, err)...))
+		}
+		if !acted {
+			break
+		}
+		n++
+		step := s.CurrentStep
+		a.log.InfoContext(ctx, "saga deadline passed", "saga_id", s.ID, "saga_step", step,
+			"step_status", s.StepStatus[step], "saga_status", s.Status, "attempt", s.Attempt, "version", s.Version)
+	}
+	if len(errs) > 0 {
+		return n, fmt.Errorf("sweep saga deadlines: %d sagas failed: %w", len(errs), errors.Join(errs...))
+	}
+	return n, nil
+}
+
+// RunSweeper sweeps every Settings.SweepInterval until ctx ends. A failed
+// sweep (the database away) is logged and tried again at the next tick.
+func (a *App) RunSweeper(ctx context.Context) error {
+	t := time.NewTicker(a.settings.SweepInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		if _, err := a.Sweep(ctx); err != nil && ctx.Err() == nil {
+			a.log.WarnContext(ctx, "deadline sweep failed", "err", err)
+		}
+	}
+}

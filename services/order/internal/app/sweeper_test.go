@@ -1,0 +1,278 @@
+package app_test
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/sagabox/sagabox/internal/testenv"
+	"github.com/sagabox/sagabox/pkg/saga"
+	"github.com/sagabox/sagabox/services/order/internal/app"
+	"github.com/sagabox/sagabox/services/order/internal/store"
+)
+
+// oneRetry is the default policy with a single retry.
+func oneRetry() app.Settings {
+	s := app.DefaultSettings()
+	s.Retries = 1
+	return s
+}
+
+func newAppWith(t *testing.T, pool *pgxpool.Pool, s app.Settings) *app.App {
+	t.Helper()
+	a, err := app.New(pool, slog.New(slog.DiscardHandler), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// makeDue moves the deadlines of every waiting saga into the past, as the
+// passing of time would.
+func makeDue(t *testing.T, pool *pgxpool.Pool) {
+	t.Helper()
+	if _, err := pool.Exec(context.Background(), `UPDATE sagastate SET deadline = now() - interval '1 second' WHERE deadline IS NOT NULL`); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func sweep(t *testing.T, a *app.App) int {
+	t.Helper()
+	n, err := a.Sweep(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// The payment service never answers: the payment request is sent once more,
+// then the step is abandoned. The order is REJECTED at once; the credit is
+// released first, then the payment cancelled (it may have been charged),
+// and only the cancel's reply ends the saga.
+func TestSweepRetriesThenAbandonsAndCompensates(t *testing.T) {
+	t.Parallel()
+	_, pool := newApp(t)
+	a := newAppWith(t, pool, oneRetry())
+	o := place(t, a)
+	sid := o.SagaID.String()
+	if err := onReply(t, pool, a, replyMessage(app.StepCreditApproval, sid, "APPROVED")); err != nil {
+		t.Fatal(err)
+	}
+	if n := sweep(t, a); n != 0 {
+		t.Fatalf("swept %d sagas before any deadline", n)
+	}
+	type check struct {
+		Order      string
+		SagaStatus saga.Status
+		Steps      map[string]saga.StepStatus
+		Attempt    int
+	}
+	expect := func(when string, want check) {
+		t.Helper()
+		v, err := a.GetOrder(context.Background(), o.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := check{v.Order.Status, v.Saga.Status, v.Saga.StepStatus, v.Saga.Attempt}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("%s (-want +got):\n%s", when, diff)
+		}
+	}
+	credit, payment := app.StepCreditApproval, app.StepPayment
+
+	makeDue(t, pool)
+	if n := sweep(t, a); n != 1 {
+		t.Fatalf("first deadline: swept %d sagas, want 1", n)
+	}
+	expect("after the first deadline", check{store.StatusCreated, saga.StatusStarted,
+		map[string]saga.StepStatus{credit: saga.StepSucceeded, payment: saga.StepStarted}, 1})
+
+	makeDue(t, pool)
+	sweep(t, a)
+	expect("after the retry's deadline", check{store.StatusRejected, saga.StatusAborting,
+		map[string]saga.StepStatus{credit: saga.StepCompensating, payment: saga.StepAbandoned}, 0})
+
+	if err := onReply(t, pool, a, replyMessage(credit, sid, "CANCELLED")); err != nil {
+		t.Fatal(err)
+	}
+	expect("after the credit was released", check{store.StatusRejected, saga.StatusAborting,
+		map[string]saga.StepStatus{credit: saga.StepCompensated, payment: saga.StepCompensating}, 0})
+	// A late REQUESTED reply of the abandoned payment changes nothing.
+	before := snapshot(t, pool, o)
+	if err := onReply(t, pool, a, replyMessage(payment, sid, "REQUESTED")); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(before, snapshot(t, pool, o)); diff != "" {
+		t.Errorf("late payment reply changed the state (-before +after):\n%s", diff)
+	}
+	if err := onReply(t, pool, a, replyMessage(payment, sid, "CANCELLED")); err != nil {
+		t.Fatal(err)
+	}
+	expect("after the payment was cancelled", check{store.StatusRejected, saga.StatusAborted,
+		map[string]saga.StepStatus{credit: saga.StepCompensated, payment: saga.StepCompensated}, 0})
+
+	wantOutbox := []message{
+		want(o, credit, app.TypeRequest),
+		want(o, payment, app.TypeRequest),
+		want(o, payment, app.TypeRequest),
+		want(o, credit, app.TypeCancel),
+		want(o, payment, app.TypeCancel),
+	}
+	if diff := cmp.Diff(wantOutbox, outboxRows(t, pool)); diff != "" {
+		t.Errorf("outbox (-want +got):\n%s", diff)
+	}
+}
+
+// A compensation whose reply does not come is sent again at every deadline,
+// without end; the saga stays ABORTING and shows as stuck.
+func TestSweepResendsCompensationForever(t *testing.T) {
+	t.Parallel()
+	_, pool := newApp(t)
+	s := app.DefaultSettings()
+	s.Retries = 0
+	a := newAppWith(t, pool, s)
+	o := place(t, a)
+	makeDue(t, pool)
+	sweep(t, a) // credit-approval abandoned: its own CANCEL is sent
+	for i := 1; i <= 5; i++ {
+		makeDue(t, pool)
+		if n := sweep(t, a); n != 1 {
+			t.Fatalf("deadline %d of the cancel: swept %d", i, n)
+		}
+	}
+	v, err := a.GetOrder(context.Background(), o.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Saga.Status != saga.StatusAborting || v.Saga.Attempt != 5 || v.Order.Status != store.StatusRejected {
+		t.Errorf("saga %s attempt %d, order %s; want ABORTING at attempt 5, REJECTED", v.Saga.Status, v.Saga.Attempt, v.Order.Status)
+	}
+	cancels := 0
+	for _, m := range outboxRows(t, pool) {
+		if m.Type == app.TypeCancel {
+			cancels++
+		}
+	}
+	if cancels != 6 {
+		t.Errorf("%d cancels sent, want 6 (first + 5 re-sends)", cancels)
+	}
+	// Stuck: ABORTING for longer than the bound (15 min by default).
+	stuck := func() int {
+		t.Helper()
+		states, _, err := a.ListSagas(context.Background(), saga.Filter{Stuck: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(states)
+	}
+	if n := stuck(); n != 0 {
+		t.Errorf("%d stuck sagas after a few minutes of ABORTING, want none", n)
+	}
+	if _, err := pool.Exec(context.Background(), `UPDATE sagastate SET status_since = now() - interval '16 minutes'`); err != nil {
+		t.Fatal(err)
+	}
+	if n := stuck(); n != 1 {
+		t.Errorf("%d stuck sagas after 16 minutes of ABORTING, want 1", n)
+	}
+}
+
+// Two order-service instances (two apps, two pools, one database) sweep at
+// the same time over many due sagas: each saga is acted on exactly once.
+// The forced interleaving of two sweepers on one saga is in pkg/saga
+// (TestTwoSweepersNeverActTwiceOnOneSaga).
+func TestTwoInstancesSweepEachSagaOnce(t *testing.T) {
+	t.Parallel()
+	_, pool := newApp(t)
+	a1 := newAppWith(t, pool, oneRetry())
+	a2 := newAppWith(t, testenv.Pool(t, pool.Config().ConnString()), oneRetry())
+	const n = 30
+	for range n {
+		place(t, a1)
+	}
+	makeDue(t, pool)
+	var (
+		wg    sync.WaitGroup
+		swept [2]int
+	)
+	for i, a := range []*app.App{a1, a2} {
+		wg.Go(func() {
+			got, err := a.Sweep(context.Background())
+			if err != nil {
+				t.Error(err)
+			}
+			swept[i] = got
+		})
+	}
+	wg.Wait()
+	if swept[0]+swept[1] != n {
+		t.Errorf("instances swept %v sagas, want %d in all", swept, n)
+	}
+	var retried int
+	if err := pool.QueryRow(context.Background(), `SELECT count(*) FROM sagastate WHERE attempt = 1`).Scan(&retried); err != nil || retried != n {
+		t.Errorf("%d sagas at attempt 1 (%v), want %d", retried, err, n)
+	}
+	var requests int
+	if err := pool.QueryRow(context.Background(), `SELECT count(*) FROM outboxevent`).Scan(&requests); err != nil || requests != 2*n {
+		t.Errorf("%d requests (%v), want %d", requests, err, 2*n)
+	}
+}
+
+func TestLoadSettings(t *testing.T) {
+	t.Parallel()
+	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+	got, err := app.LoadSettings(env(nil))
+	if err != nil || got != app.DefaultSettings() {
+		t.Errorf("empty environment: %+v, %v", got, err)
+	}
+	got, err = app.LoadSettings(env(map[string]string{
+		"SAGA_CREDIT_APPROVAL_TIMEOUT": "2s", "SAGA_PAYMENT_TIMEOUT": "500ms", "SAGA_RETRIES": "0",
+		"SAGA_MAX_TIMEOUT": "1m", "SAGA_STUCK_AFTER": "1h", "SAGA_SWEEP_INTERVAL": "100ms",
+	}))
+	want := app.Settings{CreditApprovalTimeout: 2e9, PaymentTimeout: 5e8, Retries: 0, MaxTimeout: 6e10, StuckAfter: 36e11, SweepInterval: 1e8}
+	if err != nil || got != want {
+		t.Errorf("got %+v, %v; want %+v", got, err, want)
+	}
+	_, err = app.LoadSettings(env(map[string]string{
+		"SAGA_CREDIT_APPROVAL_TIMEOUT": "soon", "SAGA_PAYMENT_TIMEOUT": "-1s", "SAGA_RETRIES": "-1",
+		"SAGA_MAX_TIMEOUT": "0", "SAGA_STUCK_AFTER": "x", "SAGA_SWEEP_INTERVAL": "1",
+	}))
+	for _, key := range []string{"SAGA_CREDIT_APPROVAL_TIMEOUT", "SAGA_PAYMENT_TIMEOUT", "SAGA_RETRIES", "SAGA_MAX_TIMEOUT", "SAGA_STUCK_AFTER", "SAGA_SWEEP_INTERVAL"} {
+		if err == nil || !strings.Contains(err.Error(), key) {
+			t.Errorf("error %v does not name %s", err, key)
+		}
+	}
+}
+
+// A saga whose deadline cannot be handled (here: its payload corrupted, so
+// its request cannot be built) is reported and left past its deadline, and
+// does not hold back the sagas due after it.
+func TestSweepGoesOnPastASagaThatFails(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	a, pool := newApp(t)
+	bad, good := place(t, a), place(t, a)
+	_, err := pool.Exec(ctx, `UPDATE sagastate SET payload = '"not an object"', deadline = now() - interval '1 minute' WHERE id = $1`, bad.SagaID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = pool.Exec(ctx, `UPDATE sagastate SET deadline = now() - interval '1 second' WHERE id = $1`, good.SagaID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := a.Sweep(ctx)
+	if n != 1 || err == nil || !strings.Contains(err.Error(), bad.SagaID.String()) {
+		t.Fatalf("Sweep = %d, %v; want 1 saga acted on and an error naming saga %s", n, err, bad.SagaID)
+	}
+	if s := snapshot(t, pool, good).Saga; s.Attempt != 1 {
+		t.Errorf("good saga at attempt %d, want 1", s.Attempt)
+	}
+	stuck, _, err := a.ListSagas(ctx, saga.Filter{Stuck: true})
+	if err != nil || len(stuck) != 1 || stuck[0].ID != bad.SagaID || stuck[0].Version != 0 {
+		t.Errorf("stuck = %+v (%v), want the failing saga, unchanged", stuck, err)
+	}
+}
