@@ -193,9 +193,9 @@ func contractCases() []contractCase {
 		// field: null with its schema, which JsonConverter writes as null.
 		name: "order-sagastate file", file: "order-sagastate",
 		sql: []string{
-			`INSERT INTO sagastate (id, type, payload, current_step, step_status, status, created_at, updated_at)
+			`INSERT INTO sagastate (id, type, payload, current_step, step_status, status, created_at, updated_at, status_since)
 				VALUES ('` + eventID + `', 'order-placement', '{"order_id": 1}', 'payment', '{"payment": "STARTED"}', 'STARTED',
-				'2024-05-01 12:00:00.5+00', '2024-05-01 14:00:00+02')`,
+				'2024-05-01 12:00:00.5+00', '2024-05-01 14:00:00+02', '2024-05-01 12:00:00.5+00')`,
 			`UPDATE sagastate SET status = 'SUCCEEDED', version = 1`,
 			`DELETE FROM sagastate`,
 		},
@@ -204,7 +204,8 @@ func contractCases() []contractCase {
 			row := func(status string, version int) []byte {
 				return b(`{"id":"` + eventID + `","type":"order-placement","payload":"{\"order_id\": 1}","current_step":"payment",` +
 					`"step_status":"{\"payment\": \"STARTED\"}","status":"` + status + `","version":` + string(rune('0'+version)) +
-					`,"created_at":"2024-05-01T12:00:00.500000Z","updated_at":"2024-05-01T12:00:00.000000Z"}`)
+					`,"created_at":"2024-05-01T12:00:00.500000Z","updated_at":"2024-05-01T12:00:00.000000Z"` +
+					`,"attempt":0,"deadline":null,"status_since":"2024-05-01T12:00:00.500000Z"}`)
 			}
 			return []contractRecord{
 				{Topic: "sagas.public.sagastate", Partition: -1, Key: key, Value: row("STARTED", 0), Headers: ctx4("sagas")},
