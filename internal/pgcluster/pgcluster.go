@@ -77,6 +77,9 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	if err := c.writeConf(); err != nil {
 		return nil, err
 	}
+	if err := c.removeStalePid(ctx); err != nil {
+		return nil, err
+	}
 	if c.running(ctx) {
 		c.log.InfoContext(ctx, "postgres already running", "dir", dir, "port", cfg.Port)
 		return c, c.waitReady(ctx)
@@ -86,6 +89,36 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 		return nil, fmt.Errorf("start postgres (log %s): %w", logFile, err)
 	}
 	return c, c.waitReady(ctx)
+}
+
+// removeStalePid removes a postmaster.pid left by a server that was killed
+// (or by a machine that lost power) when the pid it names is not a postgres
+// process any more. Postgres itself only checks that the pid is alive, and
+// after a reboot that pid may well belong to another program: the server
+// would then refuse to start until the file is removed by hand.
+func (c *Cluster) removeStalePid(ctx context.Context) error {
+	path := filepath.Join(c.cfg.Dir, "postmaster.pid")
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read %s: %w", path, err)
+	}
+	first, _, _ := strings.Cut(string(b), "\n")
+	pid, err := strconv.Atoi(strings.TrimSpace(first))
+	if err == nil && pid > 0 {
+		comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+		if err == nil && strings.TrimSpace(string(comm)) == "postgres" {
+			return nil // a live server: pg_ctl status decides
+		}
+	}
+	if err := os.Remove(path); err != nil {
+		return fmt.Errorf("remove stale %s: %w", path, err)
+	}
+	c.log.WarnContext(ctx, "removed a stale postmaster.pid: the server that wrote it is gone (killed or a crash)",
+		"path", path, "pid", first)
+	return nil
 }
 
 func newCluster(cfg Config) (*Cluster, error) {

@@ -1,0 +1,94 @@
+package pgcluster_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/sagabox/sagabox/internal/pgcluster"
+)
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// The server is stopped in immediate mode (all its processes gone at once,
+// as in a power loss) and its postmaster.pid then names a live process that
+// is not postgres — what a reboot makes likely. Start recovers: it removes
+// the stale file, says so, and the committed data is there.
+func TestStartAfterCrashWithStalePid(t *testing.T) {
+	ctx := context.Background()
+	port, err := pgcluster.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs syncBuffer
+	cfg := pgcluster.Config{Dir: filepath.Join(t.TempDir(), "pg"), Port: port, Durable: true,
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))}
+	pg, err := pgcluster.Start(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = pgcluster.StopDir(context.Background(), cfg.Dir) })
+	exec := func(q string) {
+		t.Helper()
+		conn, err := pgx.Connect(ctx, pg.AdminURL("postgres"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close(ctx)
+		if _, err := conn.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	exec(`CREATE TABLE kept (v int); INSERT INTO kept VALUES (42)`)
+	pidFile := filepath.Join(cfg.Dir, "postmaster.pid")
+	saved, err := os.ReadFile(pidFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pg.Crash(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// The file as the killed server left it, naming this (live) test process.
+	_, rest, _ := strings.Cut(string(saved), "\n")
+	if err := os.WriteFile(pidFile, []byte(fmt.Sprintf("%d\n%s", os.Getpid(), rest)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pg, err = pgcluster.Start(ctx, cfg)
+	if err != nil {
+		t.Fatalf("start after crash: %v\nlogs:\n%s", err, logs.String())
+	}
+	if !strings.Contains(logs.String(), "removed a stale postmaster.pid") {
+		t.Errorf("no log line about the stale pid file:\n%s", logs.String())
+	}
+	conn, err := pgx.Connect(ctx, pg.AdminURL("postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var v int
+	if err := conn.QueryRow(ctx, `SELECT v FROM kept`).Scan(&v); err != nil || v != 42 {
+		t.Errorf("committed row after crash: %d, %v", v, err)
+	}
+}
