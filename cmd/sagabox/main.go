@@ -1,8 +1,9 @@
 // Command sagabox is the one binary of the system:
 //
-//	sagabox up                      the whole system locally (Postgres, Kafka, relays, services)
+//	sagabox up                      the whole system locally, one supervised process per component
 //	sagabox order|customer|payment  one service, configured by environment variables
 //	sagabox relay                   the outbox relays for debezium/connectors/*.json
+//	sagabox broker                  the embedded Kafka-protocol broker
 //	sagabox trace ORDER_ID|TRACE_ID print one order's trace from Jaeger as a waterfall
 //	sagabox sagas list|show|abort|retry|compensate  the order service's saga admin API
 package main
@@ -23,11 +24,13 @@ import (
 const usage = `usage: sagabox <command> [flags]
 
 commands:
-  up        run the whole system locally: Postgres, Kafka (embedded), relays, services
+  up        run the whole system locally, one process per component: Postgres, Kafka (embedded),
+            the relay, the services (flags: sagabox up -h)
   order     run the order service       (env: HTTP_ADDR, DATABASE_URL, KAFKA_BROKERS, OTEL_*)
   customer  run the customer service
   payment   run the payment service
   relay     run the outbox relays       (env: CONNECTORS_DIR, KAFKA_BROKERS, RELAY_DATABASE_HOST, ...)
+  broker    run the embedded Kafka broker (flags: -data, -port)
   trace     print an order's trace from Jaeger as a waterfall
   sagas     list, show, abort, retry sagas, mark a compensation done (the order service's /admin API;
             env: ORDER_URL, ADMIN_TOKEN; sagabox sagas help)
@@ -58,6 +61,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return payment.Run(ctx, getenv, stdout)
 	case "relay":
 		return runRelay(ctx, getenv, stdout)
+	case "broker":
+		return runBroker(ctx, rest, stdout, stderr)
 	case "trace":
 		return traceCmd(ctx, rest, getenv, stdout, stderr)
 	case "sagas":

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -10,49 +12,94 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/sagabox/sagabox/internal/pgcluster"
 	"github.com/sagabox/sagabox/internal/stack"
+	"github.com/sagabox/sagabox/internal/supervisor"
+	"github.com/sagabox/sagabox/migrations"
 	"github.com/sagabox/sagabox/pkg/relay"
 )
 
-// up runs the whole system in this process: a dedicated Postgres cluster
-// (data under -data), the embedded Kafka-protocol broker persisted beside
-// it, Jaeger when bin/jaeger exists, the relays and the three services.
-func up(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+// upConfig is what `sagabox up` is told by its flags.
+type upConfig struct {
+	dataDir    string
+	fresh      bool
+	pgPort     int
+	kafkaPort  int
+	connectors string
+	jaegerBin  string
+	addrs      map[string]string // service → listen address of its first instance
+	instances  map[string]int    // service → number of instances
+}
+
+func parseUp(args []string, stderr io.Writer) (upConfig, error) {
 	fs := flag.NewFlagSet("up", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	dataDir := fs.String("data", ".data", "directory for Postgres and Kafka data")
-	fresh := fs.Bool("fresh", false, "delete the data directory first")
-	pgPort := fs.Int("pg-port", 54320, "Postgres port")
-	kafkaPort := fs.Int("kafka-port", 9092, "Kafka port")
-	connectorsDir := fs.String("connectors", "debezium/connectors", "Debezium connector files the relays read")
-	jaegerBin := fs.String("jaeger", "bin/jaeger", "Jaeger binary (skipped when missing)")
-	addrs := map[string]*string{
-		"order":    fs.String("order-addr", ":8080", "order service listen address"),
-		"customer": fs.String("customer-addr", ":8081", "customer service listen address"),
-		"payment":  fs.String("payment-addr", ":8082", "payment service listen address"),
-	}
+	c := upConfig{addrs: map[string]string{}, instances: map[string]int{"order": 1, "customer": 1, "payment": 1}}
+	fs.StringVar(&c.dataDir, "data", ".data", "directory for Postgres, Kafka and run data")
+	fs.BoolVar(&c.fresh, "fresh", false, "delete the data directory first")
+	fs.IntVar(&c.pgPort, "pg-port", 54320, "Postgres port")
+	fs.IntVar(&c.kafkaPort, "kafka-port", 9092, "Kafka port")
+	fs.StringVar(&c.connectors, "connectors", "debezium/connectors", "Debezium connector files the relay reads")
+	fs.StringVar(&c.jaegerBin, "jaeger", "bin/jaeger", "Jaeger binary (skipped when missing)")
+	order := fs.String("order-addr", ":8080", "order service listen address (instance k listens 10(k-1) ports higher)")
+	customer := fs.String("customer-addr", ":8081", "customer service listen address")
+	payment := fs.String("payment-addr", ":8082", "payment service listen address")
+	fs.Func("instances", "instances of a service, e.g. payment=2 (repeatable, or comma-separated)", func(v string) error {
+		for item := range strings.SplitSeq(v, ",") {
+			name, n, ok := strings.Cut(strings.TrimSpace(item), "=")
+			count, err := strconv.Atoi(n)
+			if _, known := c.instances[name]; !ok || !known || err != nil || count < 1 || count > 9 {
+				return fmt.Errorf("%q: want service=count, service one of order, customer, payment, count 1..9", item)
+			}
+			c.instances[name] = count
+		}
+		return nil
+	})
 	if err := fs.Parse(args); err != nil {
+		return upConfig{}, err
+	}
+	c.addrs["order"], c.addrs["customer"], c.addrs["payment"] = *order, *customer, *payment
+	return c, nil
+}
+
+// up runs the whole system locally, each component its own process: a
+// dedicated Postgres cluster (data under -data), the embedded Kafka broker
+// (`sagabox broker`), the relay (`sagabox relay`), every instance of the
+// three services (`sagabox order` …) and Jaeger when bin/jaeger exists. A
+// component that dies is restarted; so is Postgres. Ctrl-C stops them all.
+func up(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, err := parseUp(args, stderr)
+	if err != nil {
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-
-	if *fresh {
-		if err := pgcluster.StopDir(ctx, filepath.Join(*dataDir, "pg")); err != nil {
+	if cfg.fresh {
+		if err := pgcluster.StopDir(ctx, filepath.Join(cfg.dataDir, "pg")); err != nil {
 			return fmt.Errorf("stop the old cluster: %w", err)
 		}
-		if err := os.RemoveAll(*dataDir); err != nil {
-			return fmt.Errorf("remove %s: %w", *dataDir, err)
+		if err := os.RemoveAll(cfg.dataDir); err != nil {
+			return fmt.Errorf("remove %s: %w", cfg.dataDir, err)
 		}
 	}
-	pg, err := pgcluster.Start(ctx, pgcluster.Config{Dir: filepath.Join(*dataDir, "pg"), Port: *pgPort, Durable: true, Logger: log})
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("find the sagabox binary: %w", err)
+	}
+	connectors, err := relay.LoadConnectors(cfg.connectors)
+	if err != nil {
+		return err
+	}
+
+	pgcfg := pgcluster.Config{Dir: filepath.Join(cfg.dataDir, "pg"), Port: cfg.pgPort, Durable: true, Logger: log}
+	pg, err := pgcluster.Start(ctx, pgcfg)
 	if err != nil {
 		return err
 	}
@@ -61,86 +108,181 @@ func up(ctx context.Context, args []string, getenv func(string) string, stdout, 
 			log.Error("stop postgres", "err", err)
 		}
 	}()
-	connectors, err := relay.LoadConnectors(*connectorsDir)
+	dbURLs, err := prepareDatabases(ctx, pg, connectors)
 	if err != nil {
 		return err
 	}
-	dbURLs := map[string]string{}
-	for _, c := range connectors {
-		if err := pg.EnsureDatabase(ctx, c.DBName, c.User, c.Password); err != nil {
-			return err
-		}
-		dbURLs[c.DBName] = fmt.Sprintf("postgres://%s:%s@127.0.0.1:%d/%s?sslmode=disable", c.User, c.Password, *pgPort, c.DBName)
+	adminToken, tokenFile, err := adminToken(cfg.dataDir, getenv)
+	if err != nil {
+		return err
 	}
 
-	broker, err := kfake.NewCluster(
-		kfake.NumBrokers(1),
-		kfake.Ports(*kafkaPort),
-		kfake.DataDir(filepath.Join(*dataDir, "kafka")),
-		kfake.SyncWrites(),
-		kfake.AllowAutoTopicCreation(),
-		kfake.DefaultNumPartitions(4),
-	)
-	if err != nil {
-		return fmt.Errorf("start kafka broker on :%d: %w", *kafkaPort, err)
+	sup := supervisor.New(supervisor.Config{
+		Binary: exe, Output: stdout, Logger: log, RunDir: filepath.Join(cfg.dataDir, "run"),
+	})
+	defer sup.Stop() // most recently started first: services, relay, broker
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	go watchPostgres(watchCtx, pgcfg, log)
+
+	brokerAddr := "127.0.0.1:" + strconv.Itoa(cfg.kafkaPort)
+	if err := sup.Start(supervisor.Spec{Name: "broker", Args: []string{"broker",
+		"-data", filepath.Join(cfg.dataDir, "kafka"), "-port", strconv.Itoa(cfg.kafkaPort)}}); err != nil {
+		return err
 	}
-	defer broker.Close()
-	brokerAddr := "127.0.0.1:" + strconv.Itoa(*kafkaPort)
+	if err := waitPort(ctx, brokerAddr, time.Minute); err != nil {
+		return fmt.Errorf("kafka broker: %w", err)
+	}
 
 	otlp := getenv("OTEL_EXPORTER_OTLP_ENDPOINT")
 	jaegerMsg := "not running (build it with `make jaeger`)"
 	if otlp == "" {
-		if stopJaeger, err := startJaeger(ctx, *jaegerBin, filepath.Join(*dataDir, "jaeger.log"), log); err != nil {
+		if err := startJaeger(ctx, sup, cfg); err != nil {
 			log.Warn("jaeger not started; tracing is off", "err", err)
 		} else {
-			defer stopJaeger()
 			otlp = "http://127.0.0.1:4318"
 			jaegerMsg = "http://localhost:16686/api/traces?service=order-service (API; `go run ./cmd/sagabox trace ORDER_ID`)"
 		}
 	}
-	env := func(k string) string {
-		if k == "OTEL_EXPORTER_OTLP_ENDPOINT" {
-			return otlp
-		}
-		return getenv(k)
-	}
+	common := []string{"KAFKA_BROKERS=" + brokerAddr, "OTEL_EXPORTER_OTLP_ENDPOINT=" + otlp}
 
-	st, err := stack.Start(ctx, stack.Config{
-		ConnectorsDir: *connectorsDir,
-		DatabaseURLs:  dbURLs,
-		Brokers:       []string{brokerAddr},
-		HTTPAddrs:     map[string]string{"order": *addrs["order"], "customer": *addrs["customer"], "payment": *addrs["payment"]},
-		Env:           env,
-		Stdout:        stdout,
-		Logger:        log,
-	})
-	if err != nil {
+	if err := sup.Start(supervisor.Spec{Name: "relay", Args: []string{"relay"}, Env: append(slices.Clone(common),
+		"CONNECTORS_DIR="+cfg.connectors, "RELAY_DATABASE_HOST=127.0.0.1", "RELAY_DATABASE_PORT="+strconv.Itoa(cfg.pgPort))}); err != nil {
 		return err
 	}
-	defer st.Close()
-	for _, name := range []string{"order", "customer", "payment"} {
-		if err := waitHealthy(ctx, baseURL(*addrs[name])+"/healthz"); err != nil {
+	var urls []string
+	var banner strings.Builder
+	for _, svc := range stack.Services {
+		for k := 1; k <= cfg.instances[svc.Name]; k++ {
+			addr, err := instanceAddr(cfg.addrs[svc.Name], k)
+			if err != nil {
+				return fmt.Errorf("-%s-addr: %w", svc.Name, err)
+			}
+			name := fmt.Sprintf("%s-%d", svc.Name, k)
+			env := append(slices.Clone(common), "HTTP_ADDR="+addr, "DATABASE_URL="+dbURLs[svc.Database],
+				"MIGRATE=false", "ADMIN_TOKEN="+adminToken, "SERVICE_INSTANCE="+name)
+			if err := sup.Start(supervisor.Spec{Name: name, Args: []string{svc.Name}, Env: env}); err != nil {
+				return err
+			}
+			urls = append(urls, baseURL(addr))
+			fmt.Fprintf(&banner, "  %-17s %s\n", name, baseURL(addr))
+		}
+	}
+	for _, u := range urls {
+		if err := waitHealthy(ctx, u+"/healthz"); err != nil {
 			if ctx.Err() != nil {
 				return nil // Ctrl-C during start
 			}
-			return fmt.Errorf("%s service: %w", name, err)
+			return err
 		}
 	}
 	fmt.Fprintf(stderr, `
-sagabox is up (Ctrl-C stops it; data in %s)
-  order service     %s   POST /orders, GET /orders/{id}, GET /sagas/{id}
-  customer service  %s   GET /customers/{id}
-  payment service   %s   GET /payments?orderId={id}
-  postgres          postgres://postgres@127.0.0.1:%d (orderdb, customerdb, paymentdb)
+sagabox is up (Ctrl-C stops it; data in %s; one process per component, restarted when it dies)
+%s  postgres          postgres://postgres@127.0.0.1:%d (orderdb, customerdb, paymentdb)
   kafka             %s
   jaeger            %s
+  admin token       %s   export ADMIN_TOKEN=$(cat %[5]s)
 
   curl -XPOST localhost:8080/orders -H 'Content-Type: application/json' -d @requests/place-order.json
+  curl -H "Authorization: Bearer $ADMIN_TOKEN" localhost:8080/admin/sagas
 
-`, *dataDir, baseURL(*addrs["order"]), baseURL(*addrs["customer"]), baseURL(*addrs["payment"]), *pgPort, brokerAddr, jaegerMsg)
+`, cfg.dataDir, banner.String(), cfg.pgPort, brokerAddr, jaegerMsg, tokenFile)
 	<-ctx.Done()
 	log.Info("shutting down")
 	return nil
+}
+
+// prepareDatabases creates each connector's role and database when missing
+// and migrates the three service databases once, before any service starts.
+func prepareDatabases(ctx context.Context, pg *pgcluster.Cluster, connectors []relay.Connector) (map[string]string, error) {
+	dbURLs := map[string]string{}
+	for _, c := range connectors {
+		if err := pg.EnsureDatabase(ctx, c.DBName, c.User, c.Password); err != nil {
+			return nil, err
+		}
+		dbURLs[c.DBName] = fmt.Sprintf("postgres://%s:%s@127.0.0.1:%d/%s?sslmode=disable", c.User, c.Password, pg.Port(), c.DBName)
+	}
+	for _, svc := range stack.Services {
+		pool, err := pgxpool.New(ctx, dbURLs[svc.Database])
+		if err != nil {
+			return nil, fmt.Errorf("open %s: %w", svc.Database, err)
+		}
+		err = migrations.Up(ctx, pool, svc.Migrations)
+		pool.Close()
+		if err != nil {
+			return nil, fmt.Errorf("migrate %s: %w", svc.Database, err)
+		}
+	}
+	return dbURLs, nil
+}
+
+// adminToken returns the services' ADMIN_TOKEN: the environment's, or the
+// one in <data>/admin-token, generated on first use.
+func adminToken(dataDir string, getenv func(string) string) (token, file string, err error) {
+	if v := getenv("ADMIN_TOKEN"); v != "" {
+		return v, "(from ADMIN_TOKEN)", nil
+	}
+	file = filepath.Join(dataDir, "admin-token")
+	if b, err := os.ReadFile(file); err == nil && len(strings.TrimSpace(string(b))) > 0 {
+		return strings.TrimSpace(string(b)), file, nil
+	}
+	raw := make([]byte, 24)
+	if _, err := rand.Read(raw); err != nil {
+		return "", "", fmt.Errorf("generate admin token: %w", err)
+	}
+	token = hex.EncodeToString(raw)
+	if err := os.MkdirAll(dataDir, 0o755); err != nil {
+		return "", "", fmt.Errorf("create %s: %w", dataDir, err)
+	}
+	if err := os.WriteFile(file, []byte(token+"\n"), 0o600); err != nil {
+		return "", "", fmt.Errorf("write admin token: %w", err)
+	}
+	return token, file, nil
+}
+
+// watchPostgres restarts the cluster when it stops answering (killed, or
+// stopped in immediate mode), until ctx ends.
+func watchPostgres(ctx context.Context, cfg pgcluster.Config, log *slog.Logger) {
+	addr := "127.0.0.1:" + strconv.Itoa(cfg.Port)
+	down := 0
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		conn, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			conn.Close()
+			down = 0
+			continue
+		}
+		if down++; down < 2 {
+			continue
+		}
+		log.Warn("postgres is down; restarting it", "err", err)
+		if _, err := pgcluster.Start(ctx, cfg); err != nil && ctx.Err() == nil {
+			log.Error("restart postgres failed; trying again", "err", err)
+			continue
+		}
+		down = 0
+	}
+}
+
+// instanceAddr is the listen address of instance k of a service whose first
+// instance listens on addr: 10(k-1) ports higher.
+func instanceAddr(addr string, k int) (string, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", err
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil {
+		return "", fmt.Errorf("port %q: %w", port, err)
+	}
+	return net.JoinHostPort(host, strconv.Itoa(p+10*(k-1))), nil
 }
 
 // waitHealthy polls url until it answers 200.
@@ -165,6 +307,26 @@ func waitHealthy(ctx context.Context, url string) error {
 	}
 }
 
+// waitPort waits until addr accepts TCP connections.
+func waitPort(ctx context.Context, addr string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		conn, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		if err == nil {
+			conn.Close()
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s not listening after %s: %w", addr, timeout, err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
 // baseURL turns a listen address (":8080") into a URL to call it.
 func baseURL(addr string) string {
 	host, port, err := net.SplitHostPort(addr)
@@ -177,45 +339,24 @@ func baseURL(addr string) string {
 	return "http://" + net.JoinHostPort(host, port)
 }
 
-// startJaeger starts the local Jaeger binary and waits for its OTLP port.
-func startJaeger(ctx context.Context, bin, logPath string, log *slog.Logger) (stop func(), err error) {
-	if _, err := os.Stat(bin); err != nil {
-		return nil, fmt.Errorf("%s missing (make jaeger builds it): %w", bin, err)
+// startJaeger runs the local Jaeger binary as a supervised component (its
+// output in <data>/jaeger.log) and waits for its OTLP port.
+func startJaeger(ctx context.Context, sup *supervisor.Supervisor, cfg upConfig) error {
+	if _, err := os.Stat(cfg.jaegerBin); err != nil {
+		return fmt.Errorf("%s missing (make jaeger builds it): %w", cfg.jaegerBin, err)
 	}
-	logFile, err := os.Create(logPath)
+	logFile, err := os.OpenFile(filepath.Join(cfg.dataDir, "jaeger.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
-		return nil, fmt.Errorf("create jaeger log: %w", err)
+		return fmt.Errorf("open jaeger log: %w", err)
 	}
-	cmd := exec.Command(bin, "--config", "deploy/jaeger/local.yaml")
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
+	if err := sup.Start(supervisor.Spec{Name: "jaeger", Binary: cfg.jaegerBin,
+		Args: []string{"--config", "deploy/jaeger/local.yaml"}, Output: logFile}); err != nil {
 		logFile.Close()
-		return nil, fmt.Errorf("start jaeger: %w", err)
+		return err
 	}
-	stop = func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-		logFile.Close()
+	if err := waitPort(ctx, "127.0.0.1:4318", 20*time.Second); err != nil {
+		_ = sup.StopChild("jaeger")
+		return errors.Join(errors.New("jaeger did not open :4318"), err)
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		conn, err := net.DialTimeout("tcp", "127.0.0.1:4318", 200*time.Millisecond)
-		if err == nil {
-			conn.Close()
-			log.Info("jaeger started", "log", logPath)
-			return stop, nil
-		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			stop()
-			return nil, errors.Join(errors.New("jaeger did not open :4318"), err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	return nil
 }

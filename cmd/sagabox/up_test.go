@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -11,10 +12,12 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/sagabox/sagabox/internal/pgcluster"
+	"github.com/sagabox/sagabox/internal/supervisor"
 	"github.com/sagabox/sagabox/internal/testenv"
 )
 
@@ -45,10 +48,22 @@ func freePort(t *testing.T) string {
 	return strconv.Itoa(p)
 }
 
-// startUp runs `sagabox up` as `make run` does, on free ports and dataDir, and
-// returns the order and customer service URLs and a function that stops it
-// (as Ctrl-C does) and returns run's error.
+// upRun is a running `sagabox up`.
+type upRun struct {
+	order, customer string // service URLs
+	runDir          string // pid files of the components
+	stdout, stderr  *syncBuffer
+	stop            func() error // as Ctrl-C does; returns run's error
+}
+
+// startUp runs `sagabox up` as `make run` does, on free ports and dataDir.
 func startUp(t *testing.T, dataDir string, args ...string) (orderURL, customerURL string, stop func() error) {
+	t.Helper()
+	u := startUpRun(t, dataDir, args...)
+	return u.order, u.customer, u.stop
+}
+
+func startUpRun(t *testing.T, dataDir string, args ...string) *upRun {
 	t.Helper()
 	order, customer, payment := "127.0.0.1:"+freePort(t), "127.0.0.1:"+freePort(t), "127.0.0.1:"+freePort(t)
 	argv := append([]string{"up", "-data", dataDir, "-pg-port", freePort(t), "-kafka-port", freePort(t),
@@ -61,7 +76,7 @@ func startUp(t *testing.T, dataDir string, args ...string) (orderURL, customerUR
 		done <- run(ctx, argv, func(string) string { return "" }, &stdout, &stderr)
 	}()
 	stopped := false
-	stop = func() error {
+	stop := func() error {
 		if stopped {
 			return nil
 		}
@@ -82,7 +97,8 @@ func startUp(t *testing.T, dataDir string, args ...string) (orderURL, customerUR
 	if len(done) > 0 {
 		t.Fatalf("sagabox up failed: %v\n%s", <-done, stderr.String())
 	}
-	return "http://" + order, "http://" + customer, stop
+	return &upRun{order: "http://" + order, customer: "http://" + customer, runDir: filepath.Join(dataDir, "run"),
+		stdout: &stdout, stderr: &stderr, stop: stop}
 }
 
 func getJSON(t *testing.T, url string, out any) int {
@@ -143,5 +159,94 @@ func TestUpRunsTheSystemAndKeepsItsData(t *testing.T) {
 	orderURL, _, _ = startUp(t, dataDir, "-fresh")
 	if code := getJSON(t, orderURL+"/orders/1", nil); code != http.StatusNotFound {
 		t.Errorf("after -fresh: GET /orders/1 = %d, want 404", code)
+	}
+}
+
+// placeAndSettle places the example order and waits until it is ACCEPTED.
+func placeAndSettle(t *testing.T, orderURL string, timeout time.Duration) {
+	t.Helper()
+	body, err := os.ReadFile(filepath.Join("..", "..", "requests", "place-order.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Post(orderURL+"/orders", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var placed struct{ OrderID int64 }
+	_ = json.NewDecoder(resp.Body).Decode(&placed)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("POST /orders = %d", resp.StatusCode)
+	}
+	var order struct{ Status string }
+	testenv.Eventually(t, timeout, func() bool {
+		return getJSON(t, fmt.Sprintf("%s/orders/%d", orderURL, placed.OrderID), &order) == http.StatusOK && order.Status == "ACCEPTED"
+	}, "order %d not ACCEPTED: %+v", placed.OrderID, &order)
+}
+
+// One process per component: each is killed for real (SIGKILL) and comes
+// back, and orders placed after each kill are ACCEPTED. Two payment
+// instances share the work; while one hangs (SIGSTOP), its partitions move
+// to the other.
+func TestUpSupervisesOneProcessPerComponent(t *testing.T) {
+	dataDir := filepath.Join(t.TempDir(), "data")
+	u := startUpRun(t, dataDir, "-instances", "payment=2")
+	for _, name := range []string{"broker", "relay", "order-1", "customer-1", "payment-1", "payment-2"} {
+		if pid, err := supervisor.ReadPid(u.runDir, name); err != nil || pid <= 0 {
+			t.Fatalf("component %s has no pid file: %v", name, err)
+		}
+	}
+	placeAndSettle(t, u.order, 30*time.Second)
+	for _, prefix := range []string{"broker     | ", "relay      | ", "order-1    | ", "payment-2  | "} {
+		if !strings.Contains(u.stdout.String(), prefix) {
+			t.Errorf("no output prefixed %q", prefix)
+		}
+	}
+
+	for _, name := range []string{"payment-1", "order-1", "relay", "broker", "customer-1"} {
+		pid, err := supervisor.ReadPid(u.runDir, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+			t.Fatalf("kill %s: %v", name, err)
+		}
+		testenv.Eventually(t, 30*time.Second, func() bool {
+			p, err := supervisor.ReadPid(u.runDir, name)
+			return err == nil && p != pid && syscall.Kill(p, 0) == nil
+		}, "%s not restarted after SIGKILL", name)
+		testenv.Eventually(t, 60*time.Second, func() bool { return getJSON(t, u.order+"/healthz", nil) == http.StatusOK },
+			"order service unhealthy after %s was killed", name)
+		placeAndSettle(t, u.order, 60*time.Second)
+	}
+
+	// payment-1 hangs: after its session times out, payment-2 takes its
+	// partitions, and orders (whatever partition their saga hashes to) go on.
+	pid, err := supervisor.ReadPid(u.runDir, "payment-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	assignments := func() int {
+		n := 0
+		for line := range strings.Lines(u.stdout.String()) {
+			if strings.HasPrefix(line, "payment-2  | ") && strings.Contains(line, "partitions assigned") {
+				n++
+			}
+		}
+		return n
+	}
+	before := assignments()
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Kill(pid, syscall.SIGCONT)
+	testenv.Eventually(t, 30*time.Second, func() bool { return assignments() > before },
+		"payment-2 was never given payment-1's partitions")
+	for range 4 {
+		placeAndSettle(t, u.order, 60*time.Second)
+	}
+	if err := u.stop(); err != nil {
+		t.Fatalf("sagabox up returned %v on shutdown", err)
 	}
 }

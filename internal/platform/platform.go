@@ -35,6 +35,7 @@ type Config struct {
 	Migrate         bool          // MIGRATE: apply migrations at start
 	OutboxRetention time.Duration // OUTBOX_RETENTION: age at which outbox rows are pruned
 	LogLevel        slog.Level    // LOG_LEVEL: debug, info, warn, error
+	Instance        string        // SERVICE_INSTANCE: this instance's unique name among its service's (static group membership)
 	AdminTokens     AdminTokens   // ADMIN_TOKEN: name:token pairs opening /admin (see ParseAdminTokens); never logged
 }
 
@@ -65,6 +66,7 @@ func LoadConfig(getenv func(string) string, def Config) (Config, error) {
 	}
 	str("HTTP_ADDR", &c.HTTPAddr)
 	str("DATABASE_URL", &c.DatabaseURL)
+	str("SERVICE_INSTANCE", &c.Instance)
 	if v := getenv("KAFKA_BROKERS"); v != "" {
 		c.Brokers = splitList(v)
 	}

@@ -114,7 +114,13 @@ func (s Service) Run(ctx context.Context, getenv func(string) string, stdout io.
 	if err != nil {
 		return err
 	}
-	kafka, err := kgo.NewClient(append(messages.Opts(), kgo.SeedBrokers(cfg.Brokers...))...)
+	opts := append(messages.Opts(), kgo.SeedBrokers(cfg.Brokers...))
+	if cfg.Instance != "" {
+		// A restarted instance takes its partitions back at once instead
+		// of waiting for its old session to time out.
+		opts = append(opts, kgo.InstanceID(cfg.Instance))
+	}
+	kafka, err := kgo.NewClient(opts...)
 	if err != nil {
 		return fmt.Errorf("create kafka client: %w", err)
 	}

@@ -57,10 +57,15 @@ type Config struct {
 type Spec struct {
 	// Name identifies the child in logs and pid files ("order-1").
 	Name string
-	// Args follow Config.Binary on the command line.
+	// Binary, when set, replaces Config.Binary for this child.
+	Binary string
+	// Args follow the binary on the command line.
 	Args []string
 	// Env is added to Config.Env (KEY=value).
 	Env []string
+	// Output, when set, receives this child's output as it is, instead of
+	// the prefixed copy in Config.Output.
+	Output io.Writer
 }
 
 // Supervisor runs children until stopped.
@@ -219,7 +224,11 @@ func (s *Supervisor) keep(c *child) {
 // runOnce starts c's process and waits until it exits, or until c is
 // stopped (then it terminates it).
 func (s *Supervisor) runOnce(c *child) error {
-	cmd := exec.Command(s.cfg.Binary, c.spec.Args...)
+	bin := s.cfg.Binary
+	if c.spec.Binary != "" {
+		bin = c.spec.Binary
+	}
+	cmd := exec.Command(bin, c.spec.Args...)
 	cmd.Env = append(append([]string(nil), s.cfg.Env...), c.spec.Env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	stdout, err := cmd.StdoutPipe()
@@ -247,6 +256,10 @@ func (s *Supervisor) runOnce(c *child) error {
 	copied := make(chan struct{})
 	go func() {
 		defer close(copied)
+		if c.spec.Output != nil {
+			_, _ = io.Copy(c.spec.Output, stdout)
+			return
+		}
 		s.out.copyLines(c.spec.Name, stdout)
 	}()
 	exited := make(chan error, 1)

@@ -158,6 +158,10 @@ func (c *Consumer) Opts() []kgo.Opt {
 		kgo.ConsumeTopics(c.cfg.Topics...),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.DisableAutoCommit(),
+		// A member that died without leaving hands its partitions over
+		// after 10s (franz-go's default is 45s).
+		kgo.SessionTimeout(10*time.Second),
+		kgo.HeartbeatInterval(time.Second),
 		// Rebalances wait only while a poll's records are handed to the
 		// workers, which never blocks.
 		kgo.BlockRebalanceOnPoll(),
