@@ -160,7 +160,7 @@ func (c *Consumer) Opts() []kgo.Opt {
 		kgo.DisableAutoCommit(),
 		// A member that died without leaving hands its partitions over
 		// after 10s (franz-go's default is 45s).
-		kgo.SessionTimeout(10*time.Second),
+		kgo.SessionTimeout(10 * time.Second),
 		kgo.HeartbeatInterval(time.Second),
 		// Rebalances wait only while a poll's records are handed to the
 		// workers, which never blocks.
