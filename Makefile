@@ -3,7 +3,7 @@ GO      ?= go
 FRESH   ?=
 UP_ARGS  = $(if $(FRESH),-fresh,)
 
-.PHONY: run test bench build jaeger deps clean
+.PHONY: run test chaos bench build jaeger deps clean
 
 ## run: Postgres (local cluster), Kafka (embedded), relays, the three services and Jaeger; Ctrl-C stops.
 ##      FRESH=1 starts empty. Jaeger is built once into bin/ (~5 min); SKIP_JAEGER=1 skips that.
@@ -16,6 +16,12 @@ test: deps
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l .)" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
 	$(GO) test -race -count=1 -timeout 20m ./...
+
+## chaos: the local system with two instances of each service, 300 orders, 25 SIGKILLs of instances,
+##        the relay, the broker, Postgres and the whole stack; checks every saga ended and the money.
+##        SEED=N replays a run's schedule.
+chaos: deps
+	$(GO) test -count=1 -timeout 60m -run 'TestChaos$$' -v ./e2e/chaos/ -args -chaos.kills=25 -chaos.orders=300 $(if $(SEED),-chaos.seed=$(SEED),)
 
 ## bench: end-to-end latency of one order (POST → ACCEPTED) through the whole local system.
 bench: deps

@@ -146,6 +146,19 @@ func StopDir(ctx context.Context, dir string) error {
 	return c.Stop(ctx)
 }
 
+// CrashDir stops the server running on data directory dir, if there is one,
+// in immediate mode (see Crash).
+func CrashDir(ctx context.Context, dir string) error {
+	c, err := newCluster(Config{Dir: dir, Logger: slog.Default()})
+	if err != nil {
+		return err
+	}
+	if !c.running(ctx) {
+		return nil
+	}
+	return c.Crash(ctx)
+}
+
 // Port returns the port the server listens on.
 func (c *Cluster) Port() int { return c.cfg.Port }
 
