@@ -6,6 +6,7 @@
 //	sagabox broker                  the embedded Kafka-protocol broker
 //	sagabox trace ORDER_ID|TRACE_ID print one order's trace from Jaeger as a waterfall
 //	sagabox sagas list|show|abort|retry|compensate  the order service's saga admin API
+//	sagabox parked list|replay      the services' parked messages
 package main
 
 import (
@@ -34,6 +35,7 @@ commands:
   trace     print an order's trace from Jaeger as a waterfall
   sagas     list, show, abort, retry sagas, mark a compensation done (the order service's /admin API;
             env: ORDER_URL, ADMIN_TOKEN; sagabox sagas help)
+  parked    list and replay the services' parked messages (sagabox parked help)
 `
 
 func main() {
@@ -67,6 +69,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return traceCmd(ctx, rest, getenv, stdout, stderr)
 	case "sagas":
 		return sagasCmd(ctx, rest, getenv, stdout, stderr)
+	case "parked":
+		return parkedCmd(ctx, rest, getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -18,10 +18,10 @@ import (
 const cliToken = "cli-test-token-0123456789"
 
 // startOrderService runs the real order service (no participants: its
-// sagas wait at credit-approval) and returns its URL.
-func startOrderService(t *testing.T) string {
+// sagas wait at credit-approval) and returns its URL and its broker.
+func startOrderService(t *testing.T) (url, broker string) {
 	t.Helper()
-	broker, _ := testenv.Kafka(t)
+	broker, _ = testenv.Kafka(t)
 	addr := "127.0.0.1:" + freePort(t)
 	env := map[string]string{
 		"DATABASE_URL":  testenv.Database(t, migrations.Order()),
@@ -39,7 +39,7 @@ func startOrderService(t *testing.T) string {
 			t.Errorf("order service: %v", err)
 		}
 	})
-	url := "http://" + addr
+	url = "http://" + addr
 	testenv.Eventually(t, 30*time.Second, func() bool {
 		resp, err := http.Get(url + "/healthz")
 		if err != nil {
@@ -48,7 +48,7 @@ func startOrderService(t *testing.T) string {
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
 	}, "order service never became healthy")
-	return url
+	return url, broker
 }
 
 func placeOrder(t *testing.T, url string) string {
@@ -70,7 +70,7 @@ func placeOrder(t *testing.T, url string) string {
 
 func TestSagasCommand(t *testing.T) {
 	t.Parallel()
-	url := startOrderService(t)
+	url, _ := startOrderService(t)
 	older := placeOrder(t, url)
 	newer := placeOrder(t, url)
 	env := map[string]string{"ORDER_URL": url, "ADMIN_TOKEN": "ops:" + cliToken}

@@ -77,7 +77,7 @@ func readLedger(ctx context.Context, orderDB, customerDB, paymentDB *pgxpool.Poo
 	}
 	for name, db := range map[string]*pgxpool.Pool{"orderdb": orderDB, "customerdb": customerDB, "paymentdb": paymentDB} {
 		var n int
-		if err := db.QueryRow(ctx, `SELECT count(*) FROM parkedmessage`).Scan(&n); err != nil {
+		if err := db.QueryRow(ctx, `SELECT count(*) FROM parkedmessage WHERE status = 'PARKED'`).Scan(&n); err != nil {
 			return l, fmt.Errorf("count parked messages of %s: %w", name, err)
 		}
 		l.parked[name] = n

@@ -8,8 +8,10 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
+	"github.com/go-chi/chi/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.opentelemetry.io/otel/trace"
@@ -135,7 +137,12 @@ func (s Service) Run(ctx context.Context, getenv func(string) string, stdout io.
 		return messages.Run(ctx, kafka)
 	})
 	g.Go(func() error { return PruneOutbox(ctx, cfg, pool, log) })
-	g.Go(func() error { return Serve(ctx, cfg, HTTPHandler(parts.Routes, tp), log) })
+	mux := chi.NewRouter()
+	parked := ParkedAPI{Service: strings.TrimSuffix(cfg.Name, "-service"), Pool: pool, Consumer: messages,
+		Tokens: cfg.AdminTokens, Log: log}
+	mux.Mount("/admin/parked", parked.Routes())
+	mux.Mount("/", parts.Routes)
+	g.Go(func() error { return Serve(ctx, cfg, HTTPHandler(mux, tp), log) })
 	for _, task := range parts.Tasks {
 		g.Go(func() error { return task(ctx) })
 	}
