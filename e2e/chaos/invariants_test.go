@@ -13,7 +13,7 @@ import (
 // ledger is what the three databases say, read once the system is quiet.
 type ledger struct {
 	orders      []orderRow
-	openLimit   map[int64]int64            // customer → open limit
+	openLimit   map[int64]int64             // customer → open limit
 	allocations map[uuid.UUID]allocationRow // saga → credit allocation
 	payments    map[uuid.UUID]paymentRow    // saga → payment
 	parked      map[string]int              // database → parked messages

@@ -35,8 +35,10 @@ const opsToken = "ops-token-0123456789"
 // handler refuses "poison" (permanently) until fixed, behind the parked
 // API.
 type parkedFixture struct {
-	srv     *httptest.Server
-	pool    interface{ Query(context.Context, string, ...any) (pgx.Rows, error) }
+	srv  *httptest.Server
+	pool interface {
+		Query(context.Context, string, ...any) (pgx.Rows, error)
+	}
 	fixed   atomic.Bool
 	mu      sync.Mutex
 	applied []string
