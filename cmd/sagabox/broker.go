@@ -5,8 +5,10 @@ import (
 	"flag"
 	"io"
 	"log/slog"
+	"os"
 
 	"github.com/sagabox/sagabox/internal/broker"
+	"github.com/sagabox/sagabox/internal/platform"
 )
 
 // runBroker runs the embedded Kafka-protocol broker until ctx ends: what
@@ -20,5 +22,6 @@ func runBroker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	log := slog.New(slog.NewJSONHandler(stdout, nil)).With("service", "broker")
+	platform.ServePprof(ctx, os.Getenv("PPROF_ADDR"), log)
 	return broker.Run(ctx, broker.Config{Dir: *dir, Port: *port, Logger: log})
 }

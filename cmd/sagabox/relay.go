@@ -80,6 +80,7 @@ func runRelay(ctx context.Context, getenv func(string) string, stdout io.Writer)
 		return err
 	}
 	defer sup.Close()
+	platform.ServePprof(ctx, getenv("PPROF_ADDR"), log)
 	log.InfoContext(ctx, "relay starting", "connectors", len(cfg.connectors), "kafka", cfg.brokers,
 		"database", net.JoinHostPort(cfg.dbHost, strconv.Itoa(cfg.dbPort)))
 	return sup.Run(ctx)

@@ -37,6 +37,7 @@ type upConfig struct {
 	jaegerBin  string
 	addrs      map[string]string // service → listen address of its first instance
 	instances  map[string]int    // service → number of instances
+	pprof      int               // first port of the components' pprof listeners, 0 for none
 }
 
 func parseUp(args []string, stderr io.Writer) (upConfig, error) {
@@ -49,6 +50,7 @@ func parseUp(args []string, stderr io.Writer) (upConfig, error) {
 	fs.IntVar(&c.kafkaPort, "kafka-port", 9092, "Kafka port")
 	fs.StringVar(&c.connectors, "connectors", "debezium/connectors", "Debezium connector files the relay reads")
 	fs.StringVar(&c.jaegerBin, "jaeger", "bin/jaeger", "Jaeger binary (skipped when missing)")
+	fs.IntVar(&c.pprof, "pprof", 0, "serve each component's Go profiles on 127.0.0.1, from this port up (0: off)")
 	order := fs.String("order-addr", ":8080", "order service listen address (instance k listens 10(k-1) ports higher)")
 	customer := fs.String("customer-addr", ":8081", "customer service listen address")
 	payment := fs.String("payment-addr", ":8082", "payment service listen address")
@@ -121,12 +123,23 @@ func up(ctx context.Context, args []string, getenv func(string) string, stdout, 
 		Binary: exe, Output: stdout, Logger: log, RunDir: filepath.Join(cfg.dataDir, "run"),
 	})
 	defer sup.Stop() // most recently started first: services, relay, broker
+	var profiles strings.Builder
+	nextPprof := cfg.pprof
+	start := func(spec supervisor.Spec) error {
+		if nextPprof > 0 {
+			addr := "127.0.0.1:" + strconv.Itoa(nextPprof)
+			spec.Env = append(spec.Env, "PPROF_ADDR="+addr)
+			fmt.Fprintf(&profiles, "  pprof %-11s http://%s/debug/pprof/\n", spec.Name, addr)
+			nextPprof++
+		}
+		return sup.Start(spec)
+	}
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
 	go watchPostgres(watchCtx, pgcfg, log)
 
 	brokerAddr := "127.0.0.1:" + strconv.Itoa(cfg.kafkaPort)
-	if err := sup.Start(supervisor.Spec{Name: "broker", Args: []string{"broker",
+	if err := start(supervisor.Spec{Name: "broker", Args: []string{"broker",
 		"-data", filepath.Join(cfg.dataDir, "kafka"), "-port", strconv.Itoa(cfg.kafkaPort)}}); err != nil {
 		return err
 	}
@@ -146,7 +159,7 @@ func up(ctx context.Context, args []string, getenv func(string) string, stdout, 
 	}
 	common := []string{"KAFKA_BROKERS=" + brokerAddr, "OTEL_EXPORTER_OTLP_ENDPOINT=" + otlp}
 
-	if err := sup.Start(supervisor.Spec{Name: "relay", Args: []string{"relay"}, Env: append(slices.Clone(common),
+	if err := start(supervisor.Spec{Name: "relay", Args: []string{"relay"}, Env: append(slices.Clone(common),
 		"CONNECTORS_DIR="+cfg.connectors, "RELAY_DATABASE_HOST=127.0.0.1", "RELAY_DATABASE_PORT="+strconv.Itoa(cfg.pgPort))}); err != nil {
 		return err
 	}
@@ -161,7 +174,7 @@ func up(ctx context.Context, args []string, getenv func(string) string, stdout, 
 			name := fmt.Sprintf("%s-%d", svc.Name, k)
 			env := append(slices.Clone(common), "HTTP_ADDR="+addr, "DATABASE_URL="+dbURLs[svc.Database],
 				"MIGRATE=false", "ADMIN_TOKEN="+adminToken, "SERVICE_INSTANCE="+name)
-			if err := sup.Start(supervisor.Spec{Name: name, Args: []string{svc.Name}, Env: env}); err != nil {
+			if err := start(supervisor.Spec{Name: name, Args: []string{svc.Name}, Env: env}); err != nil {
 				return err
 			}
 			urls = append(urls, baseURL(addr))
@@ -176,17 +189,21 @@ func up(ctx context.Context, args []string, getenv func(string) string, stdout, 
 			return err
 		}
 	}
+	tokenHint := "from your ADMIN_TOKEN"
+	if tokenFile != "" {
+		tokenHint = "export ADMIN_TOKEN=$(cat " + tokenFile + ")"
+	}
 	fmt.Fprintf(stderr, `
 sagabox is up (Ctrl-C stops it; data in %s; one process per component, restarted when it dies)
 %s  postgres          postgres://postgres@127.0.0.1:%d (orderdb, customerdb, paymentdb)
   kafka             %s
   jaeger            %s
-  admin token       %s   export ADMIN_TOKEN=$(cat %[5]s)
-
+  admin token       %s
+%s
   curl -XPOST localhost:8080/orders -H 'Content-Type: application/json' -d @requests/place-order.json
   curl -H "Authorization: Bearer $ADMIN_TOKEN" localhost:8080/admin/sagas
 
-`, cfg.dataDir, banner.String(), cfg.pgPort, brokerAddr, jaegerMsg, tokenFile)
+`, cfg.dataDir, banner.String(), cfg.pgPort, brokerAddr, jaegerMsg, tokenHint, profiles.String())
 	<-ctx.Done()
 	log.Info("shutting down")
 	return nil
@@ -216,11 +233,11 @@ func prepareDatabases(ctx context.Context, pg *pgcluster.Cluster, connectors []r
 	return dbURLs, nil
 }
 
-// adminToken returns the services' ADMIN_TOKEN: the environment's, or the
-// one in <data>/admin-token, generated on first use.
+// adminToken returns the services' ADMIN_TOKEN: the environment's (file
+// ""), or the one in file <data>/admin-token, generated on first use.
 func adminToken(dataDir string, getenv func(string) string) (token, file string, err error) {
 	if v := getenv("ADMIN_TOKEN"); v != "" {
-		return v, "(from ADMIN_TOKEN)", nil
+		return v, "", nil
 	}
 	file = filepath.Join(dataDir, "admin-token")
 	if b, err := os.ReadFile(file); err == nil && len(strings.TrimSpace(string(b))) > 0 {

@@ -130,6 +130,7 @@ func (s Service) Run(ctx context.Context, getenv func(string) string, stdout io.
 	health.Kafka = kafka
 
 	g, ctx := errgroup.WithContext(ctx)
+	ServePprof(ctx, getenv("PPROF_ADDR"), log)
 	g.Go(func() error {
 		if err := AwaitTopics(ctx, kafka, log, s.Topics...); err != nil {
 			return nil // ctx ended

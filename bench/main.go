@@ -1,0 +1,144 @@
+// Command bench measures sagabox on the local system as `make run` starts
+// it — one process per component, fsync on — against the commit ceiling of
+// the same Postgres cluster in the same run, and prints one table (kept in
+// results/<date>.txt):
+//
+//   - the ceiling: transactions of one business row + one outbox row per
+//     second, at the concurrency that maximises it;
+//   - sagas per second at saturation (a backlog of orders over many
+//     customers, completion read from the database) and 5 × sagas/s ÷
+//     ceiling: a saga needs five such commits;
+//   - latency created → ended at half the measured maximum, offered at a
+//     fixed rate (open loop);
+//   - CPU milliseconds per saga and peak memory of every component;
+//   - the relay alone, rows inserted in bulk → acknowledged by Kafka, and
+//     Watermill's SQL forwarder doing the same on the same database and
+//     broker.
+//
+// It is a module of its own so that the product never depends on Watermill.
+// Run it alone on the machine: it measures the machine.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+)
+
+type options struct {
+	orders     int
+	workers    int
+	latencyFor time.Duration
+	ceilingFor time.Duration
+	modes      []string // "traced", "untraced"
+	relayRows  int
+	out        string
+	work       string
+}
+
+func main() {
+	var o options
+	modes := flag.String("tracing", "on,off", "tracing modes to run: on (Jaeger, as make run), off")
+	flag.IntVar(&o.orders, "orders", 3000, "orders of the saturation run")
+	flag.IntVar(&o.workers, "workers", 32, "concurrent clients placing the saturation run's orders")
+	flag.DurationVar(&o.latencyFor, "latency-for", 20*time.Second, "length of the fixed-rate latency run")
+	flag.DurationVar(&o.ceilingFor, "ceiling-for", 4*time.Second, "length of each ceiling run")
+	flag.IntVar(&o.relayRows, "relay-rows", 50000, "rows of the bulk relay run (0 skips it)")
+	flag.StringVar(&o.out, "out", filepath.Join("results", time.Now().Format("2006-01-02")+".txt"), "results file")
+	flag.Parse()
+	for m := range strings.SplitSeq(*modes, ",") {
+		o.modes = append(o.modes, strings.TrimSpace(m))
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, o, os.Stdout); err != nil {
+		log.Fatalf("bench: %v", err)
+	}
+}
+
+func run(ctx context.Context, o options, stdout io.Writer) error {
+	work, err := os.MkdirTemp("", "sagabox-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	o.work = work
+	bin := filepath.Join(work, "sagabox")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/sagabox")
+	build.Dir = ".."
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		return fmt.Errorf("build sagabox: %w", err)
+	}
+	var results []result
+	for _, m := range o.modes {
+		jaeger := "none"
+		if m == "on" {
+			jaeger = "bin/jaeger"
+			if _, err := os.Stat("../bin/jaeger"); err != nil {
+				return fmt.Errorf("tracing on needs bin/jaeger (make jaeger): %w", err)
+			}
+		}
+		r, err := measure(ctx, o, bin, jaeger, m == slices.Max(o.modes) && o.relayRows > 0)
+		if err != nil {
+			return fmt.Errorf("tracing %s: %w", m, err)
+		}
+		r.tracing = m
+		results = append(results, r)
+	}
+	var table strings.Builder
+	report(&table, o, results)
+	fmt.Fprint(stdout, table.String())
+	if err := os.MkdirAll(filepath.Dir(o.out), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(o.out, []byte(table.String()), 0o644)
+}
+
+func report(w io.Writer, o options, rs []result) {
+	host, _ := os.Hostname()
+	fmt.Fprintf(w, "sagabox bench, %s, %s, %d cores; %d orders from %d clients over %d customers; fsync on\n\n",
+		time.Now().UTC().Format(time.RFC3339), host, numCPU(), o.orders, o.workers, numCustomers)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "tracing\tceiling tps (clients)\tsagas/s\t5×sagas/s ÷ ceiling\tp50 ms\tp90 ms\tp99 ms\tat sagas/s\tCPU ms/saga\t")
+	for _, r := range rs {
+		fmt.Fprintf(tw, "%s\t%.0f (%d)\t%.0f\t%.0f %%\t%.1f\t%.1f\t%.1f\t%.0f\t%.2f\t\n", r.tracing, r.ceilingTPS, r.ceilingClients,
+			r.sagasPerSec, 500*r.sagasPerSec/r.ceilingTPS, r.p50, r.p90, r.p99, r.latencyRate, r.cpuTotal)
+	}
+	tw.Flush()
+	for _, r := range rs {
+		fmt.Fprintf(w, "\ntracing %s, per component: CPU ms per saga at saturation, peak memory\n", r.tracing)
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "component\tCPU ms/saga\tshare\tpeak MB\t")
+		for _, c := range r.components {
+			fmt.Fprintf(tw, "%s\t%.2f\t%.0f %%\t%.0f\t\n", c.name, c.cpuMS, 100*c.cpuMS/r.cpuTotal, c.peakMB)
+		}
+		tw.Flush()
+	}
+	for _, r := range rs {
+		if r.relay == nil {
+			continue
+		}
+		fmt.Fprintf(w, "\nrelay alone: %d outbox rows inserted in one transaction → acknowledged by Kafka (same database, same broker)\n", o.relayRows)
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "relay\tseconds\tevents/s\t")
+		for _, x := range r.relay {
+			fmt.Fprintf(tw, "%s\t%.2f\t%.0f\t\n", x.name, x.seconds, float64(o.relayRows)/x.seconds)
+		}
+		tw.Flush()
+		if len(r.relay) == 2 {
+			fmt.Fprintf(w, "sagabox relay / Watermill forwarder: %.1f×\n", r.relay[1].seconds/r.relay[0].seconds)
+		}
+	}
+}

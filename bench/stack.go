@@ -1,0 +1,128 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// system is a `sagabox up` process, started as `make run` starts it (fsync
+// on), and the way to reach its parts.
+type system struct {
+	cmd      *exec.Cmd
+	dataDir  string
+	pgPort   int
+	orderURL string
+	brokers  []string
+	logs     *os.File
+}
+
+// startSystem builds nothing: bin is the sagabox binary. Tracing is on when
+// jaeger names the Jaeger binary, off when it is "none".
+func startSystem(ctx context.Context, bin, dataDir, jaeger string, pgPort, kafkaPort int) (*system, error) {
+	s := &system{dataDir: dataDir, pgPort: pgPort, orderURL: "http://127.0.0.1:8080",
+		brokers: []string{"127.0.0.1:" + strconv.Itoa(kafkaPort)}}
+	logs, err := os.Create(filepath.Join(filepath.Dir(dataDir), filepath.Base(dataDir)+".log"))
+	if err != nil {
+		return nil, err
+	}
+	s.logs = logs
+	s.cmd = exec.Command(bin, "up", "-fresh", "-data", dataDir, "-pg-port", strconv.Itoa(pgPort),
+		"-kafka-port", strconv.Itoa(kafkaPort), "-order-addr", "127.0.0.1:8080", "-customer-addr", "127.0.0.1:8081",
+		"-payment-addr", "127.0.0.1:8082", "-jaeger", jaeger, "-connectors", "debezium/connectors")
+	s.cmd.Dir = ".." // the repository: connector files and Jaeger's config are found from there
+	s.cmd.Stdout = logs
+	stderr, err := s.cmd.StderrPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := s.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start sagabox up: %w", err)
+	}
+	up := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		done := false
+		for sc.Scan() {
+			fmt.Fprintln(logs, "up | "+sc.Text())
+			if !done && strings.Contains(sc.Text(), "sagabox is up") {
+				close(up)
+				done = true
+			}
+		}
+		_, _ = io.Copy(io.Discard, stderr)
+	}()
+	select {
+	case <-up:
+		return s, nil
+	case <-time.After(3 * time.Minute):
+		s.stop()
+		return nil, fmt.Errorf("sagabox up did not come up (see %s)", logs.Name())
+	case <-ctx.Done():
+		s.stop()
+		return nil, ctx.Err()
+	}
+}
+
+func (s *system) stop() {
+	_ = s.cmd.Process.Signal(syscall.SIGINT)
+	done := make(chan struct{})
+	go func() { _ = s.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(90 * time.Second):
+		_ = s.cmd.Process.Kill()
+		<-done
+	}
+	s.logs.Close()
+}
+
+// db opens a superuser pool on database name.
+func (s *system) db(ctx context.Context, name string, conns int32) (*pgxpool.Pool, error) {
+	cfg, err := pgxpool.ParseConfig(fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", s.pgPort, name))
+	if err != nil {
+		return nil, err
+	}
+	cfg.MaxConns = conns
+	return pgxpool.NewWithConfig(ctx, cfg)
+}
+
+// components returns the pid of every component process: the children of
+// `sagabox up` (from their pid files) and the Postgres postmaster.
+func (s *system) components() (map[string]int, error) {
+	pids := map[string]int{}
+	files, err := filepath.Glob(filepath.Join(s.dataDir, "run", "*.pid"))
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+			pids[strings.TrimSuffix(filepath.Base(f), ".pid")] = pid
+		}
+	}
+	b, err := os.ReadFile(filepath.Join(s.dataDir, "pg", "postmaster.pid"))
+	if err != nil {
+		return nil, fmt.Errorf("read postmaster.pid: %w", err)
+	}
+	first, _, _ := strings.Cut(string(b), "\n")
+	pid, err := strconv.Atoi(strings.TrimSpace(first))
+	if err != nil {
+		return nil, fmt.Errorf("postmaster.pid: %w", err)
+	}
+	pids["postgres"] = pid
+	return pids, nil
+}
