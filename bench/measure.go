@@ -3,12 +3,50 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
 	"sort"
+	"strconv"
+	"sync"
 	"time"
 )
+
+// pprofBase is the first pprof port `sagabox up -pprof` hands out: to the
+// broker, the relay, then the service instances in start order.
+const pprofBase = 6060
+
+var pprofOrder = []string{"broker", "relay", "order-1", "customer-1", "payment-1"}
+
+// profile takes a CPU profile of every component at once, for d.
+func profile(ctx context.Context, dir string, d time.Duration) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		fmt.Fprintln(os.Stderr, "bench: profile:", err)
+		return
+	}
+	var wg sync.WaitGroup
+	for i, name := range pprofOrder {
+		wg.Go(func() {
+			url := fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/profile?seconds=%d", pprofBase+i, int(d.Seconds()))
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "bench: profile", name, err)
+				return
+			}
+			defer resp.Body.Close()
+			f, err := os.Create(filepath.Join(dir, name+".pprof"))
+			if err != nil {
+				return
+			}
+			defer f.Close()
+			_, _ = io.Copy(f, resp.Body)
+		})
+	}
+	wg.Wait()
+}
 
 type result struct {
 	tracing                      string
@@ -38,7 +76,11 @@ func numCPU() int { return runtime.NumCPU() }
 func measure(ctx context.Context, o options, bin, jaeger string, withRelay bool) (result, error) {
 	var r result
 	dataDir := filepath.Join(o.work, "data-"+filepath.Base(jaeger))
-	s, err := startSystem(ctx, bin, dataDir, jaeger, 54390, 9192)
+	var extra []string
+	if o.profileDir != "" {
+		extra = []string{"-pprof", strconv.Itoa(pprofBase)}
+	}
+	s, err := startSystem(ctx, bin, dataDir, jaeger, 54390, 9192, extra...)
 	if err != nil {
 		return r, err
 	}
@@ -78,6 +120,10 @@ func measure(ctx context.Context, o options, bin, jaeger string, withRelay bool)
 	rss := sampleRSS(pids)
 	before := cpuSnapshot(pids)
 	start := time.Now()
+	var profiles sync.WaitGroup
+	if o.profileDir != "" {
+		profiles.Go(func() { profile(ctx, filepath.Join(o.profileDir, filepath.Base(jaeger)), 10*time.Second) })
+	}
 	if err := placeAll(ctx, s.orderURL, o.orders, o.workers); err != nil {
 		return r, err
 	}
@@ -85,6 +131,7 @@ func measure(ctx context.Context, o options, bin, jaeger string, withRelay bool)
 		return r, err
 	}
 	after := cpuSnapshot(pids)
+	profiles.Wait()
 	var n int
 	if r.sagasPerSec, n, err = throughput(ctx, orderDB, start); err != nil {
 		return r, err
@@ -121,9 +168,6 @@ func measure(ctx context.Context, o options, bin, jaeger string, withRelay bool)
 	peaks := rss.finish()
 	for i := range r.components {
 		r.components[i].peakMB = float64(peaks[r.components[i].name]) / 1024
-	}
-	if kb, ok := peaks["postgres"]; ok { // walsenders' memory is in postgres's PSS
-		_ = kb
 	}
 	sort.Slice(r.components, func(i, j int) bool { return r.components[i].cpuMS > r.components[j].cpuMS })
 	return r, nil

@@ -29,7 +29,7 @@ type system struct {
 
 // startSystem builds nothing: bin is the sagabox binary. Tracing is on when
 // jaeger names the Jaeger binary, off when it is "none".
-func startSystem(ctx context.Context, bin, dataDir, jaeger string, pgPort, kafkaPort int) (*system, error) {
+func startSystem(ctx context.Context, bin, dataDir, jaeger string, pgPort, kafkaPort int, extra ...string) (*system, error) {
 	s := &system{dataDir: dataDir, pgPort: pgPort, orderURL: "http://127.0.0.1:8080",
 		brokers: []string{"127.0.0.1:" + strconv.Itoa(kafkaPort)}}
 	logs, err := os.Create(filepath.Join(filepath.Dir(dataDir), filepath.Base(dataDir)+".log"))
@@ -40,6 +40,7 @@ func startSystem(ctx context.Context, bin, dataDir, jaeger string, pgPort, kafka
 	s.cmd = exec.Command(bin, "up", "-fresh", "-data", dataDir, "-pg-port", strconv.Itoa(pgPort),
 		"-kafka-port", strconv.Itoa(kafkaPort), "-order-addr", "127.0.0.1:8080", "-customer-addr", "127.0.0.1:8081",
 		"-payment-addr", "127.0.0.1:8082", "-jaeger", jaeger, "-connectors", "debezium/connectors")
+	s.cmd.Args = append(s.cmd.Args, extra...)
 	s.cmd.Dir = ".." // the repository: connector files and Jaeger's config are found from there
 	s.cmd.Stdout = logs
 	stderr, err := s.cmd.StderrPipe()

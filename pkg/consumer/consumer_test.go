@@ -39,8 +39,6 @@ type fixture struct {
 	t       *testing.T
 	pool    *pgxpool.Pool
 	brokers []string
-	mu      sync.Mutex
-	applied []string // values whose handler transaction committed
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -48,7 +46,15 @@ func newFixture(t *testing.T) *fixture {
 	addr, _ := testenv.Kafka(t)
 	f := &fixture{t: t, pool: testenv.Pool(t, testenv.Database(t, migrations.Payment())), brokers: []string{addr}}
 	f.createTopic()
+	f.createApplied()
 	return f
+}
+
+func (f *fixture) createApplied() {
+	f.t.Helper()
+	if _, err := f.pool.Exec(context.Background(), `CREATE TABLE applied (seq bigserial PRIMARY KEY, value text NOT NULL)`); err != nil {
+		f.t.Fatal(err)
+	}
 }
 
 func (f *fixture) createTopic() {
@@ -105,12 +111,11 @@ func (f *fixture) start(cfg consumer.Config) (stop func()) {
 	return stop
 }
 
-// recording notes every message it is given.
+// recording applies a message: its value is written in the handler's
+// transaction, so values() are exactly the committed effects.
 func (f *fixture) recording(ctx context.Context, tx pgx.Tx, m consumer.Message) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.applied = append(f.applied, string(m.Value))
-	return nil
+	_, err := tx.Exec(ctx, `INSERT INTO applied (value) VALUES ($1)`, string(m.Value))
+	return err
 }
 
 // produce writes recs to topic (partition 0 unless a record says otherwise).
@@ -134,9 +139,15 @@ func rec(id, value string) *kgo.Record {
 func onPartition(p int32, r *kgo.Record) *kgo.Record { r.Partition = p; return r }
 
 func (f *fixture) values() []string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]string(nil), f.applied...)
+	rows, err := f.pool.Query(context.Background(), `SELECT value FROM applied ORDER BY seq`)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	vs, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return vs
 }
 
 func (f *fixture) sortedValues() []string {
@@ -498,6 +509,7 @@ func TestDatabaseOutageIsRetriedNotParked(t *testing.T) {
 	}
 	addr, _ := testenv.Kafka(t)
 	f := &fixture{t: t, pool: pool, brokers: []string{addr}}
+	f.createApplied()
 	var logs syncBuffer
 	c, err := consumer.New(consumer.Config{
 		Group: group, Topics: []string{topic}, Pool: pool, Handler: f.recording,
@@ -532,5 +544,37 @@ func TestDatabaseOutageIsRetriedNotParked(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string{"before", "during"}, f.values()); diff != "" {
 		t.Errorf("applied (-want +got):\n%s", diff)
+	}
+}
+
+// Records already waiting on a partition are applied several to a
+// transaction (each still journaled), in order, each exactly once.
+func TestQueuedRecordsShareTransactions(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	if _, err := f.pool.Exec(context.Background(), `ALTER TABLE applied ADD COLUMN txid bigint NOT NULL DEFAULT txid_current()`); err != nil {
+		t.Fatal(err)
+	}
+	const n = 300
+	var want []string
+	var recs []*kgo.Record
+	for i := range n {
+		v := fmt.Sprintf("v%03d", i)
+		want = append(want, v)
+		recs = append(recs, rec(uuid.NewString(), v))
+	}
+	f.produce(recs...) // all waiting before the consumer starts
+	f.start(consumer.Config{Handler: f.recording})
+	testenv.Eventually(t, 30*time.Second, func() bool { return f.committed(group) == n }, "not all committed")
+	if diff := cmp.Diff(want, f.values()); diff != "" {
+		t.Errorf("applied (-want +got):\n%s", diff)
+	}
+	var txs, journaled int
+	if err := f.pool.QueryRow(context.Background(), `SELECT count(DISTINCT txid), (SELECT count(*) FROM consumedmessage) FROM applied`).Scan(&txs, &journaled); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d records in %d transactions", n, txs)
+	if txs > n/10 || journaled != n {
+		t.Errorf("%d records applied in %d transactions with %d journal entries; want batches and one entry each", n, txs, journaled)
 	}
 }

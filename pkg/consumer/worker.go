@@ -96,11 +96,13 @@ func (w *worker) run() {
 			return
 		case <-w.wake:
 		}
-		for _, r := range w.take() {
-			if !w.process(r) {
-				return // cancelled: r and what follows stay uncommitted
+		recs := w.take()
+		for len(recs) > 0 {
+			n := min(len(recs), w.c.cfg.MaxBatch)
+			if !w.processBatch(recs[:n]) {
+				return // cancelled: what is left stays uncommitted
 			}
-			w.c.handle(r)
+			recs = recs[n:]
 		}
 	}
 }

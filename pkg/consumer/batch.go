@@ -1,0 +1,78 @@
+package consumer
+
+import (
+	"context"
+	"errors"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/sagabox/sagabox/pkg/outbox"
+)
+
+// processBatch applies recs, consecutive records of the worker's partition,
+// in one transaction: each record's journal entry and effect, in order, and
+// one commit for all. When anything goes wrong — a record that does not
+// decode, a handler error of any kind, the commit — nothing of the batch
+// stays, and its records are processed one by one (process), which retries,
+// parks and logs each on its own. Each record's offset is marked for commit
+// once it is handled. It returns false only when the worker was cancelled
+// first.
+func (w *worker) processBatch(recs []*kgo.Record) bool {
+	if len(recs) > 1 && w.applyBatch(recs) == nil {
+		w.c.handle(recs[len(recs)-1])
+		return true
+	}
+	for _, r := range recs {
+		if !w.process(r) {
+			return false
+		}
+		w.c.handle(r)
+	}
+	return true
+}
+
+func (w *worker) applyBatch(recs []*kgo.Record) error {
+	c := w.c
+	msgs := make([]Message, len(recs))
+	for i, r := range recs {
+		m, err := decode(r)
+		if err != nil {
+			return err
+		}
+		msgs[i] = m
+	}
+	spans := make([]trace.Span, 0, len(recs))
+	defer func() {
+		for _, s := range spans {
+			s.End()
+		}
+	}()
+	err := pgx.BeginFunc(w.ctx, c.cfg.Pool, func(tx pgx.Tx) error {
+		for i, m := range msgs {
+			ctx, span := c.startSpan(w.ctx, recs[i], m)
+			spans = append(spans, span)
+			span.SetAttributes(attribute.Int("messaging.batch.message_count", len(recs)))
+			first, err := outbox.MarkConsumed(ctx, tx, c.cfg.Group, m.ID)
+			if err != nil {
+				return err
+			}
+			if !first {
+				span.SetAttributes(attribute.Bool("messaging.duplicate", true))
+				continue
+			}
+			if err := c.cfg.Handler(ctx, tx, m); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, context.Canceled) {
+		for _, s := range spans {
+			s.AddEvent("batch rolled back; records applied one by one", trace.WithAttributes(attribute.String("error", err.Error())))
+		}
+	}
+	return err
+}
