@@ -46,6 +46,7 @@ type options struct {
 	out        string
 	work       string
 	profileDir string
+	env        []string // added to the system's environment
 }
 
 func main() {
@@ -57,6 +58,10 @@ func main() {
 	flag.DurationVar(&o.ceilingFor, "ceiling-for", 4*time.Second, "length of each ceiling run")
 	flag.IntVar(&o.relayRows, "relay-rows", 50000, "rows of the bulk relay run (0 skips it)")
 	flag.StringVar(&o.profileDir, "profile", "", "write a CPU profile of every component during the saturation run to this directory")
+	flag.Func("env", "KEY=value added to the system's environment (repeatable), e.g. LOG_LEVEL=warn", func(v string) error {
+		o.env = append(o.env, v)
+		return nil
+	})
 	flag.StringVar(&o.out, "out", filepath.Join("results", time.Now().Format("2006-01-02")+".txt"), "results file")
 	flag.Parse()
 	for m := range strings.SplitSeq(*modes, ",") {

@@ -80,7 +80,7 @@ func measure(ctx context.Context, o options, bin, jaeger string, withRelay bool)
 	if o.profileDir != "" {
 		extra = []string{"-pprof", strconv.Itoa(pprofBase)}
 	}
-	s, err := startSystem(ctx, bin, dataDir, jaeger, 54390, 9192, extra...)
+	s, err := startSystem(ctx, bin, dataDir, jaeger, 54390, 9192, o.env, extra...)
 	if err != nil {
 		return r, err
 	}

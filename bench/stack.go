@@ -29,7 +29,7 @@ type system struct {
 
 // startSystem builds nothing: bin is the sagabox binary. Tracing is on when
 // jaeger names the Jaeger binary, off when it is "none".
-func startSystem(ctx context.Context, bin, dataDir, jaeger string, pgPort, kafkaPort int, extra ...string) (*system, error) {
+func startSystem(ctx context.Context, bin, dataDir, jaeger string, pgPort, kafkaPort int, env []string, extra ...string) (*system, error) {
 	s := &system{dataDir: dataDir, pgPort: pgPort, orderURL: "http://127.0.0.1:8080",
 		brokers: []string{"127.0.0.1:" + strconv.Itoa(kafkaPort)}}
 	logs, err := os.Create(filepath.Join(filepath.Dir(dataDir), filepath.Base(dataDir)+".log"))
@@ -41,6 +41,7 @@ func startSystem(ctx context.Context, bin, dataDir, jaeger string, pgPort, kafka
 		"-kafka-port", strconv.Itoa(kafkaPort), "-order-addr", "127.0.0.1:8080", "-customer-addr", "127.0.0.1:8081",
 		"-payment-addr", "127.0.0.1:8082", "-jaeger", jaeger, "-connectors", "debezium/connectors")
 	s.cmd.Args = append(s.cmd.Args, extra...)
+	s.cmd.Env = append(os.Environ(), env...)
 	s.cmd.Dir = ".." // the repository: connector files and Jaeger's config are found from there
 	s.cmd.Stdout = logs
 	stderr, err := s.cmd.StderrPipe()
@@ -125,5 +126,6 @@ func (s *system) components() (map[string]int, error) {
 		return nil, fmt.Errorf("postmaster.pid: %w", err)
 	}
 	pids["postgres"] = pid
+	pids["up"] = s.cmd.Process.Pid // the supervisor: it copies every line its children log
 	return pids, nil
 }

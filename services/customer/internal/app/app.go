@@ -80,7 +80,7 @@ func (a *App) OnCreditRequest(ctx context.Context, tx pgx.Tx, m consumer.Message
 	if err != nil {
 		return err
 	}
-	log.InfoContext(ctx, "credit request answered", "type", req.Type, "status", status)
+	log.DebugContext(ctx, "credit request answered", "type", req.Type, "status", status)
 	return outbox.Write(ctx, tx, saga.Reply("credit-approval", "CreditUpdated", sagaID, status))
 }
 

@@ -98,7 +98,7 @@ func (a *App) PlaceOrder(ctx context.Context, p PlaceOrder) (store.Order, error)
 	if err != nil {
 		return store.Order{}, fmt.Errorf("place order: %w", err)
 	}
-	a.log.InfoContext(ctx, "order placed", "order_id", o.ID, "saga_id", o.SagaID)
+	a.log.DebugContext(ctx, "order placed", "order_id", o.ID, "saga_id", o.SagaID)
 	return o, nil
 }
 
@@ -158,13 +158,20 @@ func (a *App) OnReply(ctx context.Context, tx pgx.Tx, m consumer.Message) error 
 	case err != nil:
 		return err
 	}
-	log := a.log.With("saga_id", sagaID, "saga_step", step, "event_id", m.ID, "event_type", m.EventType, "topic", m.Topic)
 	if !changed {
-		log.WarnContext(ctx, "reply does not fit the saga state, ignored",
+		a.log.WarnContext(ctx, "reply does not fit the saga state, ignored", "saga_id", sagaID, "saga_step", step,
+			"event_id", m.ID, "event_type", m.EventType, "topic", m.Topic,
 			"saga_status", s.Status, "step_status", s.StepStatus[step], "version", s.Version)
 		return nil
 	}
-	log.InfoContext(ctx, "saga advanced", "saga_status", s.Status, "step_status", s.StepStatus[step], "version", s.Version)
+	// One INFO line per saga, when it ends; every step at DEBUG (a line per
+	// message costs more CPU than the rest of its handling under load).
+	level := slog.LevelDebug
+	if s.Status.Done() {
+		level = slog.LevelInfo
+	}
+	a.log.Log(ctx, level, "saga advanced", "saga_id", sagaID, "saga_step", step, "event_id", m.ID,
+		"saga_status", s.Status, "step_status", s.StepStatus[step], "version", s.Version)
 	return settle(ctx, tx, s)
 }
 

@@ -111,7 +111,7 @@ func (a *App) OnPaymentRequest(ctx context.Context, tx pgx.Tx, m consumer.Messag
 	default:
 		return consumer.Permanent(fmt.Errorf("unknown payment request type %q", req.Type))
 	}
-	log.InfoContext(ctx, "payment request answered", "type", req.Type, "status", status)
+	log.DebugContext(ctx, "payment request answered", "type", req.Type, "status", status)
 	return outbox.Write(ctx, tx, saga.Reply("payment", "PaymentUpdated", sagaID, status))
 }
 
