@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.opentelemetry.io/otel/attribute"
@@ -50,19 +51,24 @@ func (w *worker) applyBatch(recs []*kgo.Record) error {
 			s.End()
 		}
 	}()
+	ids := make([]uuid.UUID, len(msgs))
+	for i, m := range msgs {
+		ids[i] = m.ID
+	}
 	err := pgx.BeginFunc(w.ctx, c.cfg.Pool, func(tx pgx.Tx) error {
+		first, err := outbox.MarkConsumedAll(w.ctx, tx, c.cfg.Group, ids)
+		if err != nil {
+			return err
+		}
 		for i, m := range msgs {
 			ctx, span := c.startSpan(w.ctx, recs[i], m)
 			spans = append(spans, span)
 			span.SetAttributes(attribute.Int("messaging.batch.message_count", len(recs)))
-			first, err := outbox.MarkConsumed(ctx, tx, c.cfg.Group, m.ID)
-			if err != nil {
-				return err
-			}
-			if !first {
+			if !first[m.ID] {
 				span.SetAttributes(attribute.Bool("messaging.duplicate", true))
 				continue
 			}
+			delete(first, m.ID) // a second copy in this batch is a duplicate
 			if err := c.cfg.Handler(ctx, tx, m); err != nil {
 				return err
 			}

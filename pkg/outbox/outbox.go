@@ -45,6 +45,24 @@ type Event struct {
 // order. The W3C trace context of ctx (if any) is stored with every event,
 // always in the W3C Trace Context format (no global propagator is consulted).
 func Write(ctx context.Context, tx pgx.Tx, events ...Event) error {
+	if len(events) == 0 {
+		return nil
+	}
+	b := &pgx.Batch{}
+	if err := Queue(ctx, b, events...); err != nil {
+		return err
+	}
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("write %d outbox events (first %s): %w", len(events), events[0].Type, err)
+	}
+	return nil
+}
+
+// Queue queues the inserts of Write on b, for a caller that sends several
+// statements of its transaction in one round trip (tx.SendBatch); the
+// contract is Write's once b is sent within a transaction. An error of an
+// insert is returned by the batch's Close.
+func Queue(ctx context.Context, b *pgx.Batch, events ...Event) error {
 	const q = `INSERT INTO outboxevent (id, aggregatetype, aggregateid, type, payload, traceparent, tracestate)
 		VALUES ($1, $2, $3, $4, $5, NULLIF($6, ''), NULLIF($7, ''))`
 	carrier := propagation.MapCarrier{}
@@ -56,11 +74,8 @@ func Write(ctx context.Context, tx pgx.Tx, events ...Event) error {
 		if !json.Valid(e.Payload) {
 			return fmt.Errorf("write outbox event %s (%s): payload is not valid JSON", e.ID, e.Type)
 		}
-		_, err := tx.Exec(ctx, q, e.ID, e.AggregateType, e.AggregateID, e.Type, string(e.Payload),
+		b.Queue(q, e.ID, e.AggregateType, e.AggregateID, e.Type, string(e.Payload),
 			carrier.Get("traceparent"), carrier.Get("tracestate"))
-		if err != nil {
-			return fmt.Errorf("write outbox event %s (%s): %w", e.ID, e.Type, err)
-		}
 	}
 	return nil
 }
@@ -78,6 +93,25 @@ func MarkConsumed(ctx context.Context, tx pgx.Tx, consumer string, eventID uuid.
 		return false, fmt.Errorf("journal message %s: %w", eventID, err)
 	}
 	return tag.RowsAffected() == 1, nil
+}
+
+// MarkConsumedAll is MarkConsumed for several messages of consumer in one
+// statement: it returns the ids recorded now for the first time (an id given
+// twice is first once); the others were recorded before and their effect
+// must be skipped.
+func MarkConsumedAll(ctx context.Context, tx pgx.Tx, consumer string, eventIDs []uuid.UUID) (map[uuid.UUID]bool, error) {
+	const q = `INSERT INTO consumedmessage (event_id, consumer) SELECT unnest($1::uuid[]), $2
+		ON CONFLICT (consumer, event_id) DO NOTHING RETURNING event_id`
+	rows, err := tx.Query(ctx, q, eventIDs, consumer)
+	if err != nil {
+		return nil, fmt.Errorf("journal %d messages: %w", len(eventIDs), err)
+	}
+	first := make(map[uuid.UUID]bool, len(eventIDs))
+	var id uuid.UUID
+	if _, err := pgx.ForEachRow(rows, []any{&id}, func() error { first[id] = true; return nil }); err != nil {
+		return nil, fmt.Errorf("journal %d messages: %w", len(eventIDs), err)
+	}
+	return first, nil
 }
 
 // Execer is the part of a pool or connection Prune needs.

@@ -113,6 +113,35 @@ func TestMarkConsumed(t *testing.T) {
 	}
 }
 
+// TestMarkConsumedAll: one statement journals several ids; an id already
+// journaled, or given twice, is first at most once; another consumer's
+// journal is its own.
+func TestMarkConsumedAll(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := testenv.Pool(t, testenv.Database(t, migrations.Order()))
+	old, a, b := uuid.New(), uuid.New(), uuid.New()
+	mark := func(consumer string, ids ...uuid.UUID) map[uuid.UUID]bool {
+		t.Helper()
+		var first map[uuid.UUID]bool
+		if err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+			var err error
+			first, err = outbox.MarkConsumedAll(ctx, tx, consumer, ids)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return first
+	}
+	mark("order", old)
+	if diff := cmp.Diff(map[uuid.UUID]bool{a: true, b: true}, mark("order", old, a, b, a)); diff != "" {
+		t.Errorf("first (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(map[uuid.UUID]bool{old: true}, mark("audit", old)); diff != "" {
+		t.Errorf("another consumer (-want +got):\n%s", diff)
+	}
+}
+
 // TestPrune: rows older than the retention are deleted, newer ones kept.
 func TestPrune(t *testing.T) {
 	t.Parallel()

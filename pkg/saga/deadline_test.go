@@ -19,11 +19,21 @@ import (
 	"github.com/sagabox/sagabox/pkg/saga"
 )
 
+// txNow reads the transaction's clock, which Start takes.
+func txNow(t *testing.T, tx pgx.Tx) time.Time {
+	t.Helper()
+	var now time.Time
+	if err := tx.QueryRow(context.Background(), `SELECT now()`).Scan(&now); err != nil {
+		t.Fatal(err)
+	}
+	return now
+}
+
 func start(t *testing.T, pool *pgxpool.Pool, o *saga.Orchestrator) uuid.UUID {
 	t.Helper()
 	id := uuid.New()
 	err := pgx.BeginFunc(context.Background(), pool, func(tx pgx.Tx) error {
-		_, err := o.Start(context.Background(), tx, id, json.RawMessage(`{}`))
+		_, err := o.Start(context.Background(), tx, id, json.RawMessage(`{}`), txNow(t, tx))
 		return err
 	})
 	if err != nil {

@@ -55,9 +55,10 @@ type HistoryEntry struct {
 	Cause      Cause      `json:"cause"`
 }
 
-// writeHistory records the transition prev → next in tx; step is the step
-// the cause concerns, used when no step changed.
-func writeHistory(ctx context.Context, tx pgx.Tx, prev, next State, step string, cause Cause) error {
+// queueHistory queues the history rows of the transition prev → next on b,
+// sent in the transaction that persists it; step is the step the cause
+// concerns, used when no step changed.
+func queueHistory(b *pgx.Batch, prev, next State, step string, cause Cause) {
 	const q = `INSERT INTO sagastate_history
 		(saga_id, version, step, from_status, to_status, saga_status, attempt, deadline,
 		 cause, event_id, topic, event_type, actor, action, reason)
@@ -66,26 +67,25 @@ func writeHistory(ctx context.Context, tx pgx.Tx, prev, next State, step string,
 	if cause.EventID != uuid.Nil {
 		eventID = &cause.EventID
 	}
-	insert := func(step string) error {
-		_, err := tx.Exec(ctx, q, next.ID, next.Version, step, prev.StepStatus[step], next.StepStatus[step],
+	// The version is the one the update gives next: prev's plus one (zero
+	// for a saga being started).
+	version := next.Version
+	if prev.Type != "" {
+		version = prev.Version + 1
+	}
+	insert := func(step string) {
+		b.Queue(q, next.ID, version, step, prev.StepStatus[step], next.StepStatus[step],
 			next.Status, next.Attempt, nullTime(next.Deadline), cause.Kind, eventID,
 			cause.Topic, cause.EventType, cause.Actor, cause.Action, cause.Reason)
-		if err != nil {
-			return fmt.Errorf("record history of saga %s: %w", next.ID, err)
-		}
-		return nil
 	}
 	changed := false
 	for _, name := range changedSteps(prev, next) {
-		if err := insert(name); err != nil {
-			return err
-		}
+		insert(name)
 		changed = true
 	}
 	if !changed {
-		return insert(step)
+		insert(step)
 	}
-	return nil
 }
 
 // changedSteps lists the steps whose status differs between prev and next

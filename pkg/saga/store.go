@@ -54,12 +54,11 @@ func New(d Definition) (*Orchestrator, error) {
 
 // Start creates saga id with payload and writes the request of its first
 // step to the outbox, all within tx: the saga exists if and only if its
-// first message is sent. Its history starts with a "start" row.
-func (o *Orchestrator) Start(ctx context.Context, tx pgx.Tx, id uuid.UUID, payload json.RawMessage) (State, error) {
-	var now time.Time
-	if err := tx.QueryRow(ctx, `SELECT now()`).Scan(&now); err != nil {
-		return State{}, fmt.Errorf("start saga %s: read clock: %w", id, err)
-	}
+// first message is sent. Its history starts with a "start" row. now is the
+// transaction's clock — now() in tx, e.g. read back from a row tx inserted
+// with DEFAULT now() — from which the first deadline runs: every instance
+// of a service then uses the database's clock.
+func (o *Orchestrator) Start(ctx context.Context, tx pgx.Tx, id uuid.UUID, payload json.RawMessage, now time.Time) (State, error) {
 	s, acts := Begin(o.def, id, payload, now)
 	const q = `INSERT INTO sagastate (id, type, payload, current_step, step_status, status, attempt, deadline, status_since, version)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0)
@@ -68,16 +67,18 @@ func (o *Orchestrator) Start(ctx context.Context, tx pgx.Tx, id uuid.UUID, paylo
 	if err != nil {
 		return State{}, fmt.Errorf("encode step status of saga %s: %w", id, err)
 	}
-	err = tx.QueryRow(ctx, q, s.ID, s.Type, string(s.Payload), s.CurrentStep, steps, s.Status,
-		s.Attempt, nullTime(s.Deadline), s.StatusSince).Scan(&s.CreatedAt, &s.UpdatedAt)
-	if err != nil {
+	// One round trip: the row, its history and its first message.
+	b := &pgx.Batch{}
+	b.Queue(q, s.ID, s.Type, string(s.Payload), s.CurrentStep, steps, s.Status,
+		s.Attempt, nullTime(s.Deadline), s.StatusSince).QueryRow(func(row pgx.Row) error {
+		return row.Scan(&s.CreatedAt, &s.UpdatedAt)
+	})
+	queueHistory(b, State{ID: id}, s, s.CurrentStep, Cause{Kind: CauseStart})
+	if err := o.queueSend(ctx, b, s, acts); err != nil {
+		return State{}, err
+	}
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return State{}, fmt.Errorf("insert saga %s: %w", id, err)
-	}
-	if err := writeHistory(ctx, tx, State{ID: id}, s, s.CurrentStep, Cause{Kind: CauseStart}); err != nil {
-		return State{}, err
-	}
-	if err := o.send(ctx, tx, s, acts); err != nil {
-		return State{}, err
 	}
 	record(ctx, "saga started", s, s.CurrentStep, CauseStart)
 	return s, nil
@@ -215,20 +216,29 @@ func (o *Orchestrator) operate(ctx context.Context, tx pgx.Tx, id uuid.UUID, cau
 // apply persists the transition prev → next: the guarded update, the
 // history rows and the messages.
 func (o *Orchestrator) apply(ctx context.Context, tx pgx.Tx, prev, next State, acts []Action, step string, cause Cause) (State, error) {
-	if err := update(ctx, tx, &next, prev.Version); err != nil {
+	// One round trip: the guarded update, the history and the messages. A
+	// lost optimistic lock fails the batch (the caller's transaction rolls
+	// back, history and messages with it).
+	b := &pgx.Batch{}
+	if err := queueUpdate(b, &next, prev.Version); err != nil {
 		return prev, err
 	}
-	if err := writeHistory(ctx, tx, prev, next, step, cause); err != nil {
+	queueHistory(b, prev, next, step, cause)
+	if err := o.queueSend(ctx, b, next, acts); err != nil {
 		return prev, err
 	}
-	if err := o.send(ctx, tx, next, acts); err != nil {
-		return prev, err
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		if errors.Is(err, ErrStale) {
+			return prev, err
+		}
+		return prev, fmt.Errorf("update saga %s: %w", next.ID, err)
 	}
 	record(ctx, "saga step "+string(next.StepStatus[step]), next, step, cause.Kind)
 	return next, nil
 }
 
-func (o *Orchestrator) send(ctx context.Context, tx pgx.Tx, s State, acts []Action) error {
+// queueSend queues the outbox events of acts on b.
+func (o *Orchestrator) queueSend(ctx context.Context, b *pgx.Batch, s State, acts []Action) error {
 	events := make([]outbox.Event, 0, len(acts))
 	for _, a := range acts {
 		m, err := o.def.message(s, a)
@@ -242,7 +252,7 @@ func (o *Orchestrator) send(ctx context.Context, tx pgx.Tx, s State, acts []Acti
 			Payload:       m.Payload,
 		})
 	}
-	return outbox.Write(ctx, tx, events...)
+	return outbox.Queue(ctx, b, events...)
 }
 
 // Reply returns the outbox event a participant writes to answer step of
@@ -255,8 +265,10 @@ func Reply(step, eventType string, sagaID uuid.UUID, status string) outbox.Event
 	return outbox.Event{AggregateType: step, AggregateID: sagaID.String(), Type: eventType, Payload: payload}
 }
 
-// update writes s if the stored version is still prev and bumps the version.
-func update(ctx context.Context, tx pgx.Tx, s *State, prev int) error {
+// queueUpdate queues the write of s, if the stored version is still prev,
+// bumping the version; a row that changed meanwhile fails the batch with
+// ErrStale.
+func queueUpdate(b *pgx.Batch, s *State, prev int) error {
 	const q = `UPDATE sagastate
 		SET current_step = $3, step_status = $4, status = $5, attempt = $6, deadline = $7, status_since = $8,
 			version = version + 1, updated_at = now()
@@ -266,14 +278,14 @@ func update(ctx context.Context, tx pgx.Tx, s *State, prev int) error {
 	if err != nil {
 		return fmt.Errorf("encode step status of saga %s: %w", s.ID, err)
 	}
-	err = tx.QueryRow(ctx, q, s.ID, prev, s.CurrentStep, steps, s.Status, s.Attempt, nullTime(s.Deadline), s.StatusSince).
-		Scan(&s.Version, &s.UpdatedAt)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return fmt.Errorf("update saga %s at version %d: %w", s.ID, prev, ErrStale)
-	}
-	if err != nil {
-		return fmt.Errorf("update saga %s: %w", s.ID, err)
-	}
+	b.Queue(q, s.ID, prev, s.CurrentStep, steps, s.Status, s.Attempt, nullTime(s.Deadline), s.StatusSince).
+		QueryRow(func(row pgx.Row) error {
+			err := row.Scan(&s.Version, &s.UpdatedAt)
+			if errors.Is(err, pgx.ErrNoRows) {
+				return fmt.Errorf("update saga %s at version %d: %w", s.ID, prev, ErrStale)
+			}
+			return err
+		})
 	return nil
 }
 

@@ -86,7 +86,7 @@ func TestStartAndHandlePersistStateAndMessages(t *testing.T) {
 	ctx := context.Background()
 	id := uuid.New()
 	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		_, err := o.Start(ctx, tx, id, json.RawMessage(`{"amount":5}`))
+		_, err := o.Start(ctx, tx, id, json.RawMessage(`{"amount":5}`), txNow(t, tx))
 		return err
 	})
 	if err != nil {
@@ -139,7 +139,7 @@ func TestConcurrentRepliesOptimisticLock(t *testing.T) {
 	ctx := context.Background()
 	id := uuid.New()
 	if err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		_, err := o.Start(ctx, tx, id, json.RawMessage(`{}`))
+		_, err := o.Start(ctx, tx, id, json.RawMessage(`{}`), txNow(t, tx))
 		return err
 	}); err != nil {
 		t.Fatal(err)

@@ -80,11 +80,11 @@ func (a *App) PlaceOrder(ctx context.Context, p PlaceOrder) (store.Order, error)
 		Status: store.StatusCreated, SagaID: uuid.New(),
 	}
 	err := pgx.BeginFunc(ctx, a.pool, func(tx pgx.Tx) error {
-		id, err := store.InsertOrder(ctx, tx, o)
+		id, createdAt, err := store.InsertOrder(ctx, tx, o)
 		if err != nil {
 			return err
 		}
-		o.ID = id
+		o.ID, o.CreatedAt = id, createdAt
 		payload, err := json.Marshal(RequestPayload{
 			OrderID: id, CustomerID: o.CustomerID, PaymentDue: o.PaymentDue,
 			CreditCardNo: o.CreditCardNo, Type: TypeRequest,
@@ -92,7 +92,7 @@ func (a *App) PlaceOrder(ctx context.Context, p PlaceOrder) (store.Order, error)
 		if err != nil {
 			return fmt.Errorf("encode saga payload: %w", err)
 		}
-		_, err = a.sagas.Start(ctx, tx, o.SagaID, payload)
+		_, err = a.sagas.Start(ctx, tx, o.SagaID, payload, createdAt)
 		return err
 	})
 	if err != nil {

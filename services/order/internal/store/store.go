@@ -41,15 +41,15 @@ type Querier interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
-// InsertOrder stores o (status CREATED) and returns its id.
-func InsertOrder(ctx context.Context, tx pgx.Tx, o Order) (int64, error) {
+// InsertOrder stores o (status CREATED) and returns its id and creation
+// time (the transaction's clock).
+func InsertOrder(ctx context.Context, tx pgx.Tx, o Order) (id int64, createdAt time.Time, err error) {
 	const q = `INSERT INTO purchaseorder (customer_id, item_id, quantity, payment_due, credit_card_no, status, saga_id)
-		VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`
-	var id int64
-	if err := tx.QueryRow(ctx, q, o.CustomerID, o.ItemID, o.Quantity, o.PaymentDue, o.CreditCardNo, StatusCreated, o.SagaID).Scan(&id); err != nil {
-		return 0, fmt.Errorf("insert order: %w", err)
+		VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id, created_at`
+	if err := tx.QueryRow(ctx, q, o.CustomerID, o.ItemID, o.Quantity, o.PaymentDue, o.CreditCardNo, StatusCreated, o.SagaID).Scan(&id, &createdAt); err != nil {
+		return 0, time.Time{}, fmt.Errorf("insert order: %w", err)
 	}
-	return id, nil
+	return id, createdAt, nil
 }
 
 // GetOrder reads order id.
