@@ -49,14 +49,14 @@ func profile(ctx context.Context, dir string, d time.Duration) {
 }
 
 type result struct {
-	tracing                      string
-	ceilingTPS                   float64
-	ceilingClients               int
-	sagasPerSec                  float64
-	p50, p90, p99, latencyRate   float64
-	cpuTotal                     float64
-	components                   []componentResult
-	relay                        []relayResult
+	tracing                    string
+	ceilingTPS                 float64
+	ceilingClients             int
+	sagasPerSec                float64
+	p50, p90, p99, latencyRate float64
+	cpuTotal                   float64
+	components                 []componentResult
+	relay                      []relayResult
 }
 
 type componentResult struct {

@@ -84,40 +84,36 @@ func Claim(ctx context.Context, tx pgx.Tx, sagaID uuid.UUID, customerID, orderID
 // than amount. The conditional UPDATE makes concurrent allocations safe:
 // the limit never goes below zero.
 func Allocate(ctx context.Context, tx pgx.Tx, sagaID uuid.UUID, id, amount int64) (bool, error) {
-	const take = `UPDATE customer SET open_limit = open_limit - $2, version = version + 1
-		WHERE id = $1 AND open_limit >= $2`
-	tag, err := tx.Exec(ctx, take, id, amount)
+	// One statement: take from the limit and, only if that took, record it.
+	const q = `WITH take AS (
+			UPDATE customer SET open_limit = open_limit - $2, version = version + 1
+			WHERE id = $1 AND open_limit >= $2 RETURNING id)
+		UPDATE credit_allocation SET status = 'ALLOCATED', amount = $2, updated_at = now()
+		WHERE saga_id = $3 AND EXISTS (SELECT 1 FROM take)`
+	tag, err := tx.Exec(ctx, q, id, amount, sagaID)
 	if err != nil {
-		return false, fmt.Errorf("allocate %d for customer %d: %w", amount, id, err)
+		return false, fmt.Errorf("allocate %d for customer %d, saga %s: %w", amount, id, sagaID, err)
 	}
-	if tag.RowsAffected() == 0 {
-		return false, nil
-	}
-	const record = `UPDATE credit_allocation SET status = 'ALLOCATED', amount = $2, updated_at = now()
-		WHERE saga_id = $1`
-	if _, err := tx.Exec(ctx, record, sagaID, amount); err != nil {
-		return false, fmt.Errorf("record allocation of saga %s: %w", sagaID, err)
-	}
-	return true, nil
+	return tag.RowsAffected() == 1, nil
 }
 
 // Release gives back what sagaID allocated, once: the allocation moves from
 // ALLOCATED to RELEASED and its amount returns to the open limit. It returns
 // the amount released, 0 when there was nothing (left) to release.
 func Release(ctx context.Context, tx pgx.Tx, sagaID uuid.UUID) (int64, error) {
-	const mark = `UPDATE credit_allocation SET status = 'RELEASED', updated_at = now()
-		WHERE saga_id = $1 AND status = 'ALLOCATED' RETURNING customer_id, amount`
-	var customerID, amount int64
-	err := tx.QueryRow(ctx, mark, sagaID).Scan(&customerID, &amount)
+	// One statement: mark the allocation released and give its amount back.
+	const q = `WITH mark AS (
+			UPDATE credit_allocation SET status = 'RELEASED', updated_at = now()
+			WHERE saga_id = $1 AND status = 'ALLOCATED' RETURNING customer_id, amount)
+		UPDATE customer c SET open_limit = c.open_limit + mark.amount, version = c.version + 1
+		FROM mark WHERE c.id = mark.customer_id RETURNING mark.amount`
+	var amount int64
+	err := tx.QueryRow(ctx, q, sagaID).Scan(&amount)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return 0, nil
 	}
 	if err != nil {
 		return 0, fmt.Errorf("release allocation of saga %s: %w", sagaID, err)
-	}
-	const give = `UPDATE customer SET open_limit = open_limit + $2, version = version + 1 WHERE id = $1`
-	if _, err := tx.Exec(ctx, give, customerID, amount); err != nil {
-		return 0, fmt.Errorf("return %d to customer %d: %w", amount, customerID, err)
 	}
 	return amount, nil
 }
