@@ -29,7 +29,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"slices"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -46,6 +46,7 @@ type options struct {
 	out        string
 	work       string
 	profileDir string
+	relayOnly  bool
 	env        []string // added to the system's environment
 }
 
@@ -57,19 +58,30 @@ func main() {
 	flag.DurationVar(&o.latencyFor, "latency-for", 20*time.Second, "length of the fixed-rate latency run")
 	flag.DurationVar(&o.ceilingFor, "ceiling-for", 4*time.Second, "length of each ceiling run")
 	flag.IntVar(&o.relayRows, "relay-rows", 50000, "rows of the bulk relay run (0 skips it)")
+	flag.BoolVar(&o.relayOnly, "relay-only", false, "measure only the relay and Watermill's forwarder")
 	flag.StringVar(&o.profileDir, "profile", "", "write a CPU profile of every component during the saturation run to this directory")
 	flag.Func("env", "KEY=value added to the system's environment (repeatable), e.g. LOG_LEVEL=warn", func(v string) error {
 		o.env = append(o.env, v)
 		return nil
 	})
 	flag.StringVar(&o.out, "out", filepath.Join("results", time.Now().Format("2006-01-02")+".txt"), "results file")
+	cpuProfile := flag.String("cpuprofile", "", "write the bench process's own CPU profile (the relay runs in it during -relay-only)")
 	flag.Parse()
 	for m := range strings.SplitSeq(*modes, ",") {
 		o.modes = append(o.modes, strings.TrimSpace(m))
 	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			log.Fatal(err)
+		}
+		_ = pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, o, os.Stdout); err != nil {
+		pprof.StopCPUProfile()
 		log.Fatalf("bench: %v", err)
 	}
 }
@@ -97,7 +109,7 @@ func run(ctx context.Context, o options, stdout io.Writer) error {
 				return fmt.Errorf("tracing on needs bin/jaeger (make jaeger): %w", err)
 			}
 		}
-		r, err := measure(ctx, o, bin, jaeger, m == slices.Max(o.modes) && o.relayRows > 0)
+		r, err := measure(ctx, o, bin, jaeger, m == o.modes[len(o.modes)-1] && o.relayRows > 0)
 		if err != nil {
 			return fmt.Errorf("tracing %s: %w", m, err)
 		}
@@ -105,7 +117,11 @@ func run(ctx context.Context, o options, stdout io.Writer) error {
 		results = append(results, r)
 	}
 	var table strings.Builder
-	report(&table, o, results)
+	if o.relayOnly {
+		reportRelay(&table, o, results)
+	} else {
+		report(&table, o, results)
+	}
 	fmt.Fprint(stdout, table.String())
 	if err := os.MkdirAll(filepath.Dir(o.out), 0o755); err != nil {
 		return err
@@ -133,6 +149,10 @@ func report(w io.Writer, o options, rs []result) {
 		}
 		tw.Flush()
 	}
+	reportRelay(w, o, rs)
+}
+
+func reportRelay(w io.Writer, o options, rs []result) {
 	for _, r := range rs {
 		if r.relay == nil {
 			continue

@@ -90,6 +90,10 @@ func measure(ctx context.Context, o options, bin, jaeger string, withRelay bool)
 		return r, err
 	}
 	defer orderDB.Close()
+	if o.relayOnly {
+		r.relay, err = relayBench(ctx, s, o.relayRows)
+		return r, err
+	}
 	customerDB, err := s.db(ctx, "customerdb", 4)
 	if err != nil {
 		return r, err
