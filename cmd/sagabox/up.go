@@ -366,8 +366,10 @@ func startJaeger(ctx context.Context, sup *supervisor.Supervisor, cfg upConfig) 
 	if err != nil {
 		return fmt.Errorf("open jaeger log: %w", err)
 	}
+	// Its in-memory store keeps the newest 2,000 traces (local.yaml); the
+	// memory limit makes its garbage collector keep it near that.
 	if err := sup.Start(supervisor.Spec{Name: "jaeger", Binary: cfg.jaegerBin,
-		Args: []string{"--config", "deploy/jaeger/local.yaml"}, Output: logFile}); err != nil {
+		Args: []string{"--config", "deploy/jaeger/local.yaml"}, Env: []string{"GOMEMLIMIT=170MiB"}, Output: logFile}); err != nil {
 		logFile.Close()
 		return err
 	}
