@@ -76,5 +76,5 @@ func Serve(ctx context.Context, addr string, g prometheus.Gatherer, log *slog.Lo
 // label values come from what it reads.
 type collectorFunc func(ch chan<- prometheus.Metric)
 
-func (f collectorFunc) Describe(chan<- *prometheus.Desc) {}
+func (f collectorFunc) Describe(chan<- *prometheus.Desc)    {}
 func (f collectorFunc) Collect(ch chan<- prometheus.Metric) { f(ch) }
