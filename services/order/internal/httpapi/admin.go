@@ -100,7 +100,9 @@ func (h handlers) listSagas(w http.ResponseWriter, r *http.Request) {
 	}
 	resp := sagaListResponse{Sagas: make([]sagaResponse, 0, len(states))}
 	for _, s := range states {
-		resp.Sagas = append(resp.Sagas, toSagaResponse(s))
+		sr := toSagaResponse(s)
+		sr.Payload = maskedPayload(s.Payload)
+		resp.Sagas = append(resp.Sagas, sr)
 	}
 	if more {
 		resp.Next = encodeCursor(saga.CursorOf(states[len(states)-1]))
