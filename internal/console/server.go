@@ -42,7 +42,7 @@ type Server struct {
 
 // New builds the console over cfg; reg receives its metrics.
 func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Server, error) {
-	client := &http.Client{Timeout: 5 * time.Second}
+	client := &http.Client{Timeout: 3 * time.Second}
 	s := &Server{
 		cfg: cfg, log: log, jaeger: client,
 		order:    upstream{name: "order", urls: cfg.OrderURLs, http: client},
