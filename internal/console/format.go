@@ -26,6 +26,14 @@ var funcs = template.FuncMap{
 	"pct":    func(v float64) string { return fmt.Sprintf("%.3f%%", v) },
 	"plus":   func(a, b int) int { return a + b },
 	"indent": func(depth int) string { return fmt.Sprintf("%dpx", 4+depth*14) },
+	// span shortens a Go duration's text: 15m0s → 15m, 1h0m0s → 1h.
+	"span": func(d string) string {
+		d = strings.TrimSuffix(d, "0s")
+		if strings.HasSuffix(d, "h0m") {
+			d = strings.TrimSuffix(d, "0m")
+		}
+		return d
+	},
 }
 
 // asTime accepts a time or a pointer to one (nil: the zero time).
