@@ -54,9 +54,9 @@ type upRun struct {
 	console                  string // the console's URL
 	relayMetrics             string // the relay's and the broker's /metrics URLs
 	brokerMetrics            string
-	runDir          string // pid files of the components
-	stdout, stderr  *syncBuffer
-	stop            func() error // as Ctrl-C does; returns run's error
+	runDir                   string // pid files of the components
+	stdout, stderr           *syncBuffer
+	stop                     func() error // as Ctrl-C does; returns run's error
 }
 
 // startUp runs `sagabox up` as `make run` does, on free ports and dataDir.
