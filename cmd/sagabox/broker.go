@@ -14,6 +14,7 @@ import (
 
 	"github.com/sagabox/sagabox/internal/broker"
 	"github.com/sagabox/sagabox/internal/metrics"
+	"github.com/sagabox/sagabox/internal/platform"
 )
 
 // runBroker runs the embedded Kafka-protocol broker until ctx ends: what
@@ -37,7 +38,9 @@ func runBroker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	reg := metrics.NewRegistry()
 	metrics.RegisterBroker(reg, self)
 	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return metrics.Serve(ctx, *metricsAddr, reg, log) })
+	g.Go(func() error {
+		return platform.Serve(ctx, platform.Config{HTTPAddr: *metricsAddr}, metrics.Mux(reg), log)
+	})
 	g.Go(func() error { return broker.Run(ctx, broker.Config{Dir: *dir, Port: *port, Logger: log}) })
 	return g.Wait()
 }

@@ -98,7 +98,9 @@ func runRelay(ctx context.Context, getenv func(string) string, stdout io.Writer)
 	log.InfoContext(ctx, "relay starting", "connectors", len(cfg.connectors), "kafka", cfg.brokers,
 		"database", net.JoinHostPort(cfg.dbHost, strconv.Itoa(cfg.dbPort)))
 	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return metrics.Serve(ctx, cfg.metrics, reg, log) })
+	g.Go(func() error {
+		return platform.Serve(ctx, platform.Config{HTTPAddr: cfg.metrics}, metrics.Mux(reg), log)
+	})
 	g.Go(func() error { return sup.Run(ctx) })
 	return g.Wait()
 }

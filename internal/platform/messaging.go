@@ -4,7 +4,6 @@ import (
 	"log/slog"
 	"net/http"
 
-	"github.com/go-chi/chi/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/sagabox/sagabox/pkg/consumer"
@@ -34,13 +33,8 @@ type messagingResponse struct {
 
 // Routes returns the router of the API, to be mounted at /admin/messaging.
 func (a MessagingAPI) Routes() http.Handler {
-	r := chi.NewRouter()
-	r.Use(NameSpanByRoute, RequireAdmin(a.Tokens, a.Log))
+	r := adminRouter(a.Tokens, a.Log)
 	r.Get("/", a.status)
-	r.MethodNotAllowed(func(w http.ResponseWriter, _ *http.Request) {
-		WriteError(w, http.StatusMethodNotAllowed, "method not allowed")
-	})
-	r.NotFound(func(w http.ResponseWriter, _ *http.Request) { WriteError(w, http.StatusNotFound, "no such route") })
 	return r
 }
 
