@@ -29,6 +29,6 @@ RUN apk add --no-cache ca-certificates tzdata \
     && adduser -S -D -H -u 10001 -G sagabox sagabox
 COPY --from=build /out/sagabox /usr/local/bin/sagabox
 USER 10001:10001
-EXPOSE 8080 8081 8082
+EXPOSE 8070 8080 8081 8082
 ENTRYPOINT ["/usr/local/bin/sagabox"]
 CMD ["help"]

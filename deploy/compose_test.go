@@ -64,7 +64,7 @@ func TestComposeServices(t *testing.T) {
 		got = append(got, name)
 	}
 	slices.Sort(got)
-	want := []string{"connect", "customer-service", "jaeger", "kafka", "order-service", "payment-service", "postgres", "register-connectors"}
+	want := []string{"connect", "console", "customer-service", "jaeger", "kafka", "order-service", "payment-service", "postgres", "prometheus", "register-connectors"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("services (-want +got):\n%s", diff)
 	}
@@ -386,20 +386,20 @@ func TestComposeOneBuild(t *testing.T) {
 		}
 	}
 	slices.Sort(builds)
-	if diff := cmp.Diff([]string{"customer-service", "order-service", "payment-service"}, builds); diff != "" {
+	if diff := cmp.Diff([]string{"console", "customer-service", "order-service", "payment-service"}, builds); diff != "" {
 		t.Errorf("services built from source (-want +got):\n%s", diff)
 	}
 	first := service(t, p, apps[0].service)
-	for _, a := range apps {
-		s := service(t, p, a.service)
+	for _, name := range builds {
+		s := service(t, p, name)
 		if s.Build == nil {
 			continue
 		}
 		if s.Build.Context != dir || s.Build.Dockerfile != "Dockerfile" {
-			t.Errorf("%s builds %s with %s, want the repository root with ./Dockerfile", a.service, s.Build.Context, s.Build.Dockerfile)
+			t.Errorf("%s builds %s with %s, want the repository root with ./Dockerfile", name, s.Build.Context, s.Build.Dockerfile)
 		}
 		if s.Image != first.Image || s.Image == "" {
-			t.Errorf("%s image %q, want the same image %q for all three", a.service, s.Image, first.Image)
+			t.Errorf("%s image %q, want the same image %q for all of them", name, s.Image, first.Image)
 		}
 	}
 }

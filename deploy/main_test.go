@@ -51,6 +51,8 @@ var wantPorts = map[string][]string{
 	"jaeger":           {"16686", "4317", "4318"},
 	"kafka":            {"9092"},
 	"connect":          {"8083"},
+	"console":          {"8070"},
+	"prometheus":       {"9090"},
 }
 
 // wantConnectors are the files of debezium/connectors (connector name = basename).

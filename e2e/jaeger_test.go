@@ -4,71 +4,24 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/sagabox/sagabox/internal/pgcluster"
 	"github.com/sagabox/sagabox/internal/testenv"
 	"github.com/sagabox/sagabox/internal/tracecli"
 )
 
-// startJaeger runs bin/jaeger with the local config on free ports and
-// returns the OTLP/HTTP endpoint and the query API base URL.
+// startJaeger runs bin/jaeger on free ports (testenv.Jaeger); the test is
+// skipped when Jaeger is not built (CI builds it).
 func startJaeger(t *testing.T) (otlp, query string) {
 	t.Helper()
-	bin, err := filepath.Abs(repoFile("bin", "jaeger"))
-	if err != nil {
-		t.Fatal(err)
+	if bin, ok := testenv.JaegerBinary(t); !ok {
+		t.Skipf("Jaeger is not built at %s, so its end-to-end test cannot run (scripts/build-jaeger.sh builds it; CI does)", bin)
 	}
-	if _, err := os.Stat(bin); err != nil {
-		t.Skipf("Jaeger is not built, so its end-to-end test cannot run (scripts/build-jaeger.sh builds it; CI does): %v", err)
-	}
-	conf, err := os.ReadFile(repoFile("deploy", "jaeger", "local.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ports := map[string]string{}
-	conf = regexp.MustCompile(`127\.0\.0\.1:(\d+)`).ReplaceAllFunc(conf, func(m []byte) []byte {
-		old := strings.TrimPrefix(string(m), "127.0.0.1:")
-		if _, ok := ports[old]; !ok {
-			p, err := pgcluster.FreePort()
-			if err != nil {
-				t.Fatal(err)
-			}
-			ports[old] = strconv.Itoa(p)
-		}
-		return []byte("127.0.0.1:" + ports[old])
-	})
-	path := filepath.Join(t.TempDir(), "jaeger.yaml")
-	if err := os.WriteFile(path, conf, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	var out bytes.Buffer
-	cmd := exec.Command(bin, "--config", path)
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start jaeger: %v", err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	for _, p := range []string{ports["4318"], ports["16686"]} {
-		testenv.Eventually(t, 30*time.Second, func() bool {
-			c, err := net.DialTimeout("tcp", "127.0.0.1:"+p, 100*time.Millisecond)
-			if err == nil {
-				c.Close()
-			}
-			return err == nil
-		}, "jaeger did not open port %s:\n%s", p, &out)
-	}
-	return "http://127.0.0.1:" + ports["4318"], "http://127.0.0.1:" + ports["16686"]
+	return testenv.Jaeger(t)
 }
 
 // The same trace, exported over OTLP by every component, is found through

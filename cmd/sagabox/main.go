@@ -4,6 +4,7 @@
 //	sagabox order|customer|payment  one service, configured by environment variables
 //	sagabox relay                   the outbox relays for debezium/connectors/*.json
 //	sagabox broker                  the embedded Kafka-protocol broker
+//	sagabox console                 the dashboard in the browser
 //	sagabox trace ORDER_ID|TRACE_ID print one order's trace from Jaeger as a waterfall
 //	sagabox sagas list|show|abort|retry|compensate  the order service's saga admin API
 //	sagabox parked list|replay      the services' parked messages
@@ -31,7 +32,9 @@ commands:
   customer  run the customer service
   payment   run the payment service
   relay     run the outbox relays       (env: CONNECTORS_DIR, KAFKA_BROKERS, RELAY_DATABASE_HOST, ...)
-  broker    run the embedded Kafka broker (flags: -data, -port)
+  broker    run the embedded Kafka broker (flags: -data, -port, -metrics-addr)
+  console   run the dashboard (env: HTTP_ADDR, ORDER_URLS, CUSTOMER_URLS, PAYMENT_URLS, CONSOLE_TOKEN,
+            JAEGER_QUERY_URL, JAEGER_UI_URL)
   trace     print an order's trace from Jaeger as a waterfall
   sagas     list, show, abort, retry sagas, mark a compensation done (the order service's /admin API;
             env: ORDER_URL, ADMIN_TOKEN; sagabox sagas help)
@@ -65,6 +68,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runRelay(ctx, getenv, stdout)
 	case "broker":
 		return runBroker(ctx, rest, stdout, stderr)
+	case "console":
+		return consoleCmd(ctx, getenv, stdout)
 	case "trace":
 		return traceCmd(ctx, rest, getenv, stdout, stderr)
 	case "sagas":

@@ -11,6 +11,9 @@ import (
 	"strconv"
 	"strings"
 
+	"golang.org/x/sync/errgroup"
+
+	"github.com/sagabox/sagabox/internal/metrics"
 	"github.com/sagabox/sagabox/internal/platform"
 	"github.com/sagabox/sagabox/pkg/relay"
 )
@@ -21,14 +24,17 @@ type relayConfig struct {
 	brokers    []string
 	dbHost     string // replaces the connectors' database.hostname (a Docker host name)
 	dbPort     int    // and database.port
+	metrics    string // listen address of GET /metrics
 }
 
 // loadRelayConfig reads CONNECTORS_DIR (debezium/connectors), KAFKA_BROKERS
-// (localhost:9092), RELAY_DATABASE_HOST (127.0.0.1) and RELAY_DATABASE_PORT
-// (54320), reporting every problem at once.
+// (localhost:9092), RELAY_DATABASE_HOST (127.0.0.1), RELAY_DATABASE_PORT
+// (54320) and METRICS_ADDR (127.0.0.1:9101), reporting every problem at
+// once.
 func loadRelayConfig(getenv func(string) string) (relayConfig, error) {
 	var errs []error
-	cfg := relayConfig{dbHost: envOr(getenv, "RELAY_DATABASE_HOST", "127.0.0.1")}
+	cfg := relayConfig{dbHost: envOr(getenv, "RELAY_DATABASE_HOST", "127.0.0.1"),
+		metrics: envOr(getenv, "METRICS_ADDR", "127.0.0.1:9101")}
 	connectors, err := relay.LoadConnectors(envOr(getenv, "CONNECTORS_DIR", "debezium/connectors"))
 	if err != nil {
 		errs = append(errs, fmt.Errorf("CONNECTORS_DIR: %w", err))
@@ -65,16 +71,25 @@ func runRelay(ctx context.Context, getenv func(string) string, stdout io.Writer)
 		return fmt.Errorf("relay tracing: %w", err)
 	}
 	defer func() { _ = stopTracing(context.WithoutCancel(ctx)) }()
+	connString := func(c relay.Connector) string {
+		u, _ := url.Parse(c.ConnString()) // built by Connector: always parses
+		u.Host = net.JoinHostPort(cfg.dbHost, strconv.Itoa(cfg.dbPort))
+		return u.String()
+	}
+	reg := metrics.NewRegistry()
+	published := metrics.NewRelay(reg)
+	var slots []metrics.SlotSource
+	for _, c := range cfg.connectors {
+		slots = append(slots, metrics.SlotSource{Connector: c.Name, Slot: c.SlotName, ConnString: connString(c)})
+	}
+	closeSlots := metrics.RegisterSlots(reg, slots)
+	defer closeSlots()
 	sup, err := relay.NewSupervisor(relay.SupervisorConfig{
 		Connectors: cfg.connectors,
-		ConnString: func(c relay.Connector) string {
-			u, _ := url.Parse(c.ConnString()) // built by Connector: always parses
-			u.Host = net.JoinHostPort(cfg.dbHost, strconv.Itoa(cfg.dbPort))
-			return u.String()
-		},
-		Brokers: cfg.brokers,
-		Logger:  log,
-		Relay:   relay.Config{TracerProvider: tp},
+		ConnString: connString,
+		Brokers:    cfg.brokers,
+		Logger:     log,
+		Relay:      relay.Config{TracerProvider: tp, Published: published.Published},
 	})
 	if err != nil {
 		return err
@@ -83,7 +98,12 @@ func runRelay(ctx context.Context, getenv func(string) string, stdout io.Writer)
 	platform.ServePprof(ctx, getenv("PPROF_ADDR"), log)
 	log.InfoContext(ctx, "relay starting", "connectors", len(cfg.connectors), "kafka", cfg.brokers,
 		"database", net.JoinHostPort(cfg.dbHost, strconv.Itoa(cfg.dbPort)))
-	return sup.Run(ctx)
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		return platform.Serve(ctx, platform.Config{HTTPAddr: cfg.metrics}, metrics.Mux(reg), log)
+	})
+	g.Go(func() error { return sup.Run(ctx) })
+	return g.Wait()
 }
 
 func envOr(getenv func(string) string, key, def string) string {

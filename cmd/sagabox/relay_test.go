@@ -111,7 +111,7 @@ func TestRelayCommandWaitsForPostgres(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(broker.Close)
-	env := map[string]string{"CONNECTORS_DIR": dir, "KAFKA_BROKERS": broker.ListenAddrs()[0],
+	env := map[string]string{"CONNECTORS_DIR": dir, "KAFKA_BROKERS": broker.ListenAddrs()[0], "METRICS_ADDR": "127.0.0.1:0",
 		"RELAY_DATABASE_HOST": host, "RELAY_DATABASE_PORT": port}
 	var stdout syncBuffer
 	ctx, cancel := context.WithCancel(context.Background())

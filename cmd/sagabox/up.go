@@ -29,15 +29,17 @@ import (
 
 // upConfig is what `sagabox up` is told by its flags.
 type upConfig struct {
-	dataDir    string
-	fresh      bool
-	pgPort     int
-	kafkaPort  int
-	connectors string
-	jaegerBin  string
-	addrs      map[string]string // service → listen address of its first instance
-	instances  map[string]int    // service → number of instances
-	pprof      int               // first port of the components' pprof listeners, 0 for none
+	dataDir                     string
+	fresh                       bool
+	pgPort                      int
+	kafkaPort                   int
+	connectors                  string
+	jaegerBin                   string
+	addrs                       map[string]string // service → listen address of its first instance
+	instances                   map[string]int    // service → number of instances
+	console                     string            // the console's listen address
+	relayMetrics, brokerMetrics string            // listen addresses of their GET /metrics
+	pprof                       int               // first port of the components' pprof listeners, 0 for none
 }
 
 func parseUp(args []string, stderr io.Writer) (upConfig, error) {
@@ -54,6 +56,9 @@ func parseUp(args []string, stderr io.Writer) (upConfig, error) {
 	order := fs.String("order-addr", ":8080", "order service listen address (instance k listens 10(k-1) ports higher)")
 	customer := fs.String("customer-addr", ":8081", "customer service listen address")
 	payment := fs.String("payment-addr", ":8082", "payment service listen address")
+	fs.StringVar(&c.console, "console-addr", "127.0.0.1:8070", "the console's (dashboard's) listen address")
+	fs.StringVar(&c.relayMetrics, "relay-metrics-addr", "127.0.0.1:9101", "the relay's /metrics listen address")
+	fs.StringVar(&c.brokerMetrics, "broker-metrics-addr", "127.0.0.1:9102", "the broker's /metrics listen address")
 	fs.Func("instances", "instances of a service, e.g. payment=2 (repeatable, or comma-separated)", func(v string) error {
 		for item := range strings.SplitSeq(v, ",") {
 			name, n, ok := strings.Cut(strings.TrimSpace(item), "=")
@@ -140,30 +145,33 @@ func up(ctx context.Context, args []string, getenv func(string) string, stdout, 
 
 	brokerAddr := "127.0.0.1:" + strconv.Itoa(cfg.kafkaPort)
 	if err := start(supervisor.Spec{Name: "broker", Args: []string{"broker",
-		"-data", filepath.Join(cfg.dataDir, "kafka"), "-port", strconv.Itoa(cfg.kafkaPort)}}); err != nil {
+		"-data", filepath.Join(cfg.dataDir, "kafka"), "-port", strconv.Itoa(cfg.kafkaPort),
+		"-metrics-addr", cfg.brokerMetrics}}); err != nil {
 		return err
 	}
 	if err := waitPort(ctx, brokerAddr, time.Minute); err != nil {
 		return fmt.Errorf("kafka broker: %w", err)
 	}
 
-	otlp := getenv("OTEL_EXPORTER_OTLP_ENDPOINT")
+	otlp, jaegerQuery := getenv("OTEL_EXPORTER_OTLP_ENDPOINT"), getenv("JAEGER_QUERY_URL")
 	jaegerMsg := "not running (build it with `make jaeger`)"
 	if otlp == "" {
 		if err := startJaeger(ctx, sup, cfg); err != nil {
 			log.Warn("jaeger not started; tracing is off", "err", err)
 		} else {
-			otlp = "http://127.0.0.1:4318"
+			otlp, jaegerQuery = "http://127.0.0.1:4318", "http://127.0.0.1:16686"
 			jaegerMsg = "http://localhost:16686/api/traces?service=order-service (API; `go run ./cmd/sagabox trace ORDER_ID`)"
 		}
 	}
 	common := []string{"KAFKA_BROKERS=" + brokerAddr, "OTEL_EXPORTER_OTLP_ENDPOINT=" + otlp}
 
 	if err := start(supervisor.Spec{Name: "relay", Args: []string{"relay"}, Env: append(slices.Clone(common),
-		"CONNECTORS_DIR="+cfg.connectors, "RELAY_DATABASE_HOST=127.0.0.1", "RELAY_DATABASE_PORT="+strconv.Itoa(cfg.pgPort))}); err != nil {
+		"CONNECTORS_DIR="+cfg.connectors, "RELAY_DATABASE_HOST=127.0.0.1", "RELAY_DATABASE_PORT="+strconv.Itoa(cfg.pgPort),
+		"METRICS_ADDR="+cfg.relayMetrics)}); err != nil {
 		return err
 	}
 	var urls []string
+	serviceURLs := map[string][]string{}
 	var banner strings.Builder
 	for _, svc := range stack.Services {
 		for k := 1; k <= cfg.instances[svc.Name]; k++ {
@@ -178,9 +186,19 @@ func up(ctx context.Context, args []string, getenv func(string) string, stdout, 
 				return err
 			}
 			urls = append(urls, baseURL(addr))
+			serviceURLs[svc.Name] = append(serviceURLs[svc.Name], baseURL(addr))
 			fmt.Fprintf(&banner, "  %-17s %s\n", name, baseURL(addr))
 		}
 	}
+	if err := start(supervisor.Spec{Name: "console", Args: []string{"console"}, Env: []string{
+		"HTTP_ADDR=" + cfg.console, "CONSOLE_TOKEN=" + tokenFromEnv(adminToken), "JAEGER_QUERY_URL=" + jaegerQuery,
+		"ORDER_URLS=" + strings.Join(serviceURLs["order"], ","),
+		"CUSTOMER_URLS=" + strings.Join(serviceURLs["customer"], ","),
+		"PAYMENT_URLS=" + strings.Join(serviceURLs["payment"], ","),
+	}}); err != nil {
+		return err
+	}
+	urls = append(urls, baseURL(cfg.console))
 	for _, u := range urls {
 		if err := waitHealthy(ctx, u+"/healthz"); err != nil {
 			if ctx.Err() != nil {
@@ -195,15 +213,19 @@ func up(ctx context.Context, args []string, getenv func(string) string, stdout, 
 	}
 	fmt.Fprintf(stderr, `
 sagabox is up (Ctrl-C stops it; data in %s; one process per component, restarted when it dies)
+
+  console           %s   the dashboard: sagas, timelines, traces, actions
 %s  postgres          postgres://postgres@127.0.0.1:%d (orderdb, customerdb, paymentdb)
   kafka             %s
   jaeger            %s
   admin token       %s
+  metrics           GET /metrics of every service and the console; relay %s, broker %s
 %s
   curl -XPOST localhost:8080/orders -H 'Content-Type: application/json' -d @requests/place-order.json
   curl -H "Authorization: Bearer $ADMIN_TOKEN" localhost:8080/admin/sagas
 
-`, cfg.dataDir, banner.String(), cfg.pgPort, brokerAddr, jaegerMsg, tokenHint, profiles.String())
+`, cfg.dataDir, baseURL(cfg.console), banner.String(), cfg.pgPort, brokerAddr, jaegerMsg, tokenHint,
+		baseURL(cfg.relayMetrics)+"/metrics", baseURL(cfg.brokerMetrics)+"/metrics", profiles.String())
 	<-ctx.Done()
 	log.Info("shutting down")
 	return nil

@@ -50,10 +50,13 @@ func freePort(t *testing.T) string {
 
 // upRun is a running `sagabox up`.
 type upRun struct {
-	order, customer string // service URLs
-	runDir          string // pid files of the components
-	stdout, stderr  *syncBuffer
-	stop            func() error // as Ctrl-C does; returns run's error
+	order, customer, payment string // service URLs
+	console                  string // the console's URL
+	relayMetrics             string // the relay's and the broker's /metrics URLs
+	brokerMetrics            string
+	runDir                   string // pid files of the components
+	stdout, stderr           *syncBuffer
+	stop                     func() error // as Ctrl-C does; returns run's error
 }
 
 // startUp runs `sagabox up` as `make run` does, on free ports and dataDir.
@@ -65,15 +68,24 @@ func startUp(t *testing.T, dataDir string, args ...string) (orderURL, customerUR
 
 func startUpRun(t *testing.T, dataDir string, args ...string) *upRun {
 	t.Helper()
+	return startUpEnv(t, dataDir, nil, args...)
+}
+
+// startUpEnv is startUpRun with env as what `sagabox up` reads through
+// getenv (its children inherit the test's own environment).
+func startUpEnv(t *testing.T, dataDir string, env map[string]string, args ...string) *upRun {
+	t.Helper()
 	order, customer, payment := "127.0.0.1:"+freePort(t), "127.0.0.1:"+freePort(t), "127.0.0.1:"+freePort(t)
+	console, relayMetrics, brokerMetrics := "127.0.0.1:"+freePort(t), "127.0.0.1:"+freePort(t), "127.0.0.1:"+freePort(t)
 	argv := append([]string{"up", "-data", dataDir, "-pg-port", freePort(t), "-kafka-port", freePort(t),
-		"-order-addr", order, "-customer-addr", customer, "-payment-addr", payment,
+		"-order-addr", order, "-customer-addr", customer, "-payment-addr", payment, "-console-addr", console,
+		"-relay-metrics-addr", relayMetrics, "-broker-metrics-addr", brokerMetrics,
 		"-connectors", filepath.Join("..", "..", "debezium", "connectors"), "-jaeger", filepath.Join(dataDir, "no-jaeger")}, args...)
 	ctx, cancel := context.WithCancel(context.Background())
 	var stdout, stderr syncBuffer
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, argv, func(string) string { return "" }, &stdout, &stderr)
+		done <- run(ctx, argv, func(k string) string { return env[k] }, &stdout, &stderr)
 	}()
 	stopped := false
 	stop := func() error {
@@ -97,7 +109,9 @@ func startUpRun(t *testing.T, dataDir string, args ...string) *upRun {
 	if len(done) > 0 {
 		t.Fatalf("sagabox up failed: %v\n%s", <-done, stderr.String())
 	}
-	return &upRun{order: "http://" + order, customer: "http://" + customer, runDir: filepath.Join(dataDir, "run"),
+	return &upRun{order: "http://" + order, customer: "http://" + customer, payment: "http://" + payment,
+		console: "http://" + console, relayMetrics: "http://" + relayMetrics + "/metrics",
+		brokerMetrics: "http://" + brokerMetrics + "/metrics", runDir: filepath.Join(dataDir, "run"),
 		stdout: &stdout, stderr: &stderr, stop: stop}
 }
 

@@ -87,6 +87,9 @@ func startStack(t testing.TB, instances int) *stack {
 	s.args = []string{"up", "-data", dataDir, "-pg-port", strconv.Itoa(s.pgPort), "-kafka-port", strconv.Itoa(freePort(t)),
 		"-order-addr", "127.0.0.1:" + strconv.Itoa(orderPort),
 		"-customer-addr", "127.0.0.1:" + strconv.Itoa(freePort(t)), "-payment-addr", "127.0.0.1:" + strconv.Itoa(freePort(t)),
+		"-console-addr", "127.0.0.1:" + strconv.Itoa(freePort(t)),
+		"-relay-metrics-addr", "127.0.0.1:" + strconv.Itoa(freePort(t)),
+		"-broker-metrics-addr", "127.0.0.1:" + strconv.Itoa(freePort(t)),
 		"-connectors", "../../debezium/connectors", "-jaeger", "none",
 		"-instances", fmt.Sprintf("order=%d,customer=%d,payment=%d", instances, instances, instances)}
 	for k := range instances {

@@ -43,11 +43,19 @@ const MaxAdminBody = 16 << 10
 
 // Routes returns the router of the API, to be mounted at /admin/parked.
 func (a ParkedAPI) Routes() http.Handler {
-	r := chi.NewRouter()
-	r.Use(NameSpanByRoute, RequireAdmin(a.Tokens, a.Log))
+	r := adminRouter(a.Tokens, a.Log)
 	r.Get("/", a.list)
 	r.Post("/replay", a.replayAll)
 	r.Post("/{id}/replay", a.replayOne)
+	return r
+}
+
+// adminRouter is a router for an API mounted under /admin: spans named by
+// route, every request behind RequireAdmin, JSON errors for unknown routes
+// and methods.
+func adminRouter(tokens AdminTokens, log *slog.Logger) chi.Router {
+	r := chi.NewRouter()
+	r.Use(NameSpanByRoute, RequireAdmin(tokens, log))
 	r.MethodNotAllowed(func(w http.ResponseWriter, _ *http.Request) {
 		WriteError(w, http.StatusMethodNotAllowed, "method not allowed")
 	})

@@ -13,10 +13,12 @@ import (
 
 	"github.com/go-chi/chi/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/sagabox/sagabox/internal/metrics"
 	"github.com/sagabox/sagabox/pkg/consumer"
 )
 
@@ -48,6 +50,8 @@ type Deps struct {
 	Log    *slog.Logger
 	// Health serves /healthz.
 	Health http.Handler
+	// Metrics is the service's registry, served at /metrics.
+	Metrics prometheus.Registerer
 }
 
 // Parts is what Build returns.
@@ -105,13 +109,17 @@ func (s Service) Run(ctx context.Context, getenv func(string) string, stdout io.
 	}
 	defer pool.Close()
 	health := &HealthCheck{Pool: pool}
-	parts, err := s.Build(Deps{Config: cfg, Pool: pool, Log: log, Health: health})
+	reg := metrics.NewRegistry()
+	service := strings.TrimSuffix(cfg.Name, "-service")
+	metrics.RegisterDatabase(reg, service, pool)
+	parts, err := s.Build(Deps{Config: cfg, Pool: pool, Log: log, Health: health, Metrics: reg})
 	if err != nil {
 		return fmt.Errorf("build %s: %w", cfg.Name, err)
 	}
 	messages, err := consumer.New(consumer.Config{
 		Group: cfg.Name, Topics: s.Topics, Pool: pool, Handler: parts.Handler,
 		Retryable: parts.Retryable, Logger: log, TracerProvider: tp,
+		Observer: metrics.NewConsumer(reg, cfg.Name).Observe,
 	})
 	if err != nil {
 		return err
@@ -128,6 +136,7 @@ func (s Service) Run(ctx context.Context, getenv func(string) string, stdout io.
 	}
 	defer kafka.Close()
 	health.Kafka = kafka
+	metrics.RegisterLag(reg, cfg.Name, kafka)
 
 	g, ctx := errgroup.WithContext(ctx)
 	ServePprof(ctx, getenv("PPROF_ADDR"), log)
@@ -139,9 +148,10 @@ func (s Service) Run(ctx context.Context, getenv func(string) string, stdout io.
 	})
 	g.Go(func() error { return PruneOutbox(ctx, cfg, pool, log) })
 	mux := chi.NewRouter()
-	parked := ParkedAPI{Service: strings.TrimSuffix(cfg.Name, "-service"), Pool: pool, Consumer: messages,
-		Tokens: cfg.AdminTokens, Log: log}
+	parked := ParkedAPI{Service: service, Pool: pool, Consumer: messages, Tokens: cfg.AdminTokens, Log: log}
 	mux.Mount("/admin/parked", parked.Routes())
+	mux.Mount("/admin/messaging", MessagingAPI{Pool: pool, Tokens: cfg.AdminTokens, Log: log}.Routes())
+	mux.Method(http.MethodGet, "/metrics", metrics.Handler(reg))
 	mux.Mount("/", parts.Routes)
 	g.Go(func() error { return Serve(ctx, cfg, HTTPHandler(mux, tp), log) })
 	for _, task := range parts.Tasks {

@@ -129,8 +129,8 @@ func NameSpanByRoute(next http.Handler) http.Handler {
 	})
 }
 
-// HTTPHandler wraps h with OpenTelemetry server spans (health checks are not
-// traced). The incoming trace context is read in the W3C Trace Context
+// HTTPHandler wraps h with OpenTelemetry server spans (health checks and
+// metrics scrapes are not traced). The incoming trace context is read in the W3C Trace Context
 // format, the only one on the wire (outbox columns, Kafka headers, HTTP); no
 // global propagator is consulted.
 func HTTPHandler(h http.Handler, tp trace.TracerProvider) http.Handler {
@@ -138,7 +138,7 @@ func HTTPHandler(h http.Handler, tp trace.TracerProvider) http.Handler {
 		otelhttp.WithTracerProvider(tp),
 		otelhttp.WithPropagators(propagation.TraceContext{}),
 		otelhttp.WithSpanNameFormatter(func(_ string, req *http.Request) string { return req.Method }),
-		otelhttp.WithFilter(func(req *http.Request) bool { return req.URL.Path != "/healthz" }),
+		otelhttp.WithFilter(func(req *http.Request) bool { return req.URL.Path != "/healthz" && req.URL.Path != "/metrics" }),
 	)
 }
 

@@ -9,20 +9,18 @@ import (
 	"text/tabwriter"
 )
 
-// Waterfall writes t as a text waterfall: a header line (trace id, span
-// count, services in order of appearance, total duration), then one line per
-// span in depth-first order from the roots, children sorted by start time.
-// Each line has the start offset from the trace start, the duration, the
-// service and the span name indented two spaces per depth level. Spans whose
-// parent is not in the trace are shown as roots.
-func Waterfall(w io.Writer, t Trace) error {
-	if len(t.Spans) == 0 {
-		return fmt.Errorf("waterfall of trace %s: no spans", t.TraceID)
-	}
-	traceID := cmp.Or(t.TraceID, t.Spans[0].TraceID)
+// Row is one span of a trace in waterfall order (see Rows).
+type Row struct {
+	Span    Span
+	Service string
+	Depth   int    // 0 for a root
+	Parent  string // the parent span's id when it is in the trace, else ""
+}
 
-	// Order spans by start time (span id breaks ties) so that roots and
-	// children come out sorted.
+// Rows returns the spans of t in depth-first order from the roots, children
+// sorted by start time (span id breaks ties). Spans whose parent is not in
+// the trace are roots; spans caught in a parent cycle come last, as roots.
+func Rows(t Trace) []Row {
 	spans := slices.Clone(t.Spans)
 	slices.SortStableFunc(spans, func(a, b Span) int {
 		return cmp.Or(cmp.Compare(a.StartTime, b.StartTime), strings.Compare(a.SpanID, b.SpanID))
@@ -40,50 +38,58 @@ func Waterfall(w io.Writer, t Trace) error {
 			roots = append(roots, i)
 		}
 	}
-
-	type row struct {
-		span  Span
-		depth int
-	}
-	rows := make([]row, 0, len(spans))
+	rows := make([]Row, 0, len(spans))
 	visited := make([]bool, len(spans))
-	var walk func(i, depth int)
-	walk = func(i, depth int) {
+	var walk func(i, depth int, parent string)
+	walk = func(i, depth int, parent string) {
 		if visited[i] {
 			return
 		}
 		visited[i] = true
-		rows = append(rows, row{spans[i], depth})
+		rows = append(rows, Row{Span: spans[i], Service: t.ServiceName(spans[i]), Depth: depth, Parent: parent})
 		for _, c := range children[spans[i].SpanID] {
-			walk(c, depth+1)
+			walk(c, depth+1, spans[i].SpanID)
 		}
 	}
 	for _, r := range roots {
-		walk(r, 0)
+		walk(r, 0, "")
 	}
-	// Spans in a parent cycle are unreachable from any root: show them too.
 	for i := range spans {
-		walk(i, 0)
+		walk(i, 0, "")
 	}
+	return rows
+}
 
-	start, end := spans[0].StartTime, spans[0].StartTime
+// Waterfall writes t as a text waterfall: a header line (trace id, span
+// count, services in order of appearance, total duration), then one line per
+// span in Rows order. Each line has the start offset from the trace start,
+// the duration, the service and the span name indented two spaces per depth
+// level.
+func Waterfall(w io.Writer, t Trace) error {
+	if len(t.Spans) == 0 {
+		return fmt.Errorf("waterfall of trace %s: no spans", t.TraceID)
+	}
+	traceID := cmp.Or(t.TraceID, t.Spans[0].TraceID)
+	rows := Rows(t)
+	start, end := rows[0].Span.StartTime, rows[0].Span.StartTime
 	var services []string
 	for _, r := range rows {
-		end = max(end, r.span.StartTime+r.span.Duration)
-		if svc := t.ServiceName(r.span); !slices.Contains(services, svc) {
-			services = append(services, svc)
+		start = min(start, r.Span.StartTime)
+		end = max(end, r.Span.StartTime+r.Span.Duration)
+		if !slices.Contains(services, r.Service) {
+			services = append(services, r.Service)
 		}
 	}
 
 	if _, err := fmt.Fprintf(w, "trace %s: %d spans, services: %s, duration %s\n",
-		traceID, len(spans), strings.Join(services, ", "), ms(end-start)); err != nil {
+		traceID, len(rows), strings.Join(services, ", "), ms(end-start)); err != nil {
 		return fmt.Errorf("write waterfall: %w", err)
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "START\tDURATION\tSERVICE\tSPAN")
 	for _, r := range rows {
-		fmt.Fprintf(tw, "+%s\t%s\t%s\t%s%s\n", ms(r.span.StartTime-start), ms(r.span.Duration),
-			t.ServiceName(r.span), strings.Repeat("  ", r.depth), r.span.OperationName)
+		fmt.Fprintf(tw, "+%s\t%s\t%s\t%s%s\n", ms(r.Span.StartTime-start), ms(r.Span.Duration),
+			r.Service, strings.Repeat("  ", r.Depth), r.Span.OperationName)
 	}
 	if err := tw.Flush(); err != nil {
 		return fmt.Errorf("write waterfall: %w", err)

@@ -84,6 +84,8 @@ type Config struct {
 	CommitInterval time.Duration
 	// TracerProvider receives the processing spans; nil means the global one.
 	TracerProvider trace.TracerProvider
+	// Observer, when set, is told what became of every record (metrics).
+	Observer Observer
 }
 
 func (c *Config) defaults() {

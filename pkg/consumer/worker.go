@@ -127,6 +127,9 @@ func (w *worker) process(r *kgo.Record) bool {
 			if dup {
 				log.DebugContext(ctx, "duplicate message skipped")
 				span.SetAttributes(attribute.Bool("messaging.duplicate", true))
+				c.observe(r.Topic, RecordDuplicate)
+			} else {
+				c.observe(r.Topic, RecordApplied)
 			}
 			return true
 		case ctx.Err() != nil:
@@ -138,6 +141,7 @@ func (w *worker) process(r *kgo.Record) bool {
 		case attempt >= c.cfg.MaxAttempts:
 			return c.park(ctx, log, span, m, fmt.Errorf("gave up after %d attempts: %w", attempt, err))
 		}
+		c.observe(r.Topic, RecordRetried)
 		log.WarnContext(ctx, "message failed, retrying", "attempt", attempt, "backoff", backoff, "err", err)
 		span.AddEvent("retry", trace.WithAttributes(attribute.Int("attempt", attempt), attribute.String("error", err.Error())))
 		if !sleep(ctx, jitter(backoff)) {
@@ -196,6 +200,7 @@ func (c *Consumer) park(ctx context.Context, log *slog.Logger, span trace.Span, 
 	for {
 		err := Park(ctx, c.cfg.Pool, c.cfg.Group, m, cause)
 		if err == nil {
+			c.observe(m.Topic, RecordParked)
 			return true
 		}
 		if ctx.Err() != nil {

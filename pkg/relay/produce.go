@@ -151,6 +151,9 @@ func (rn *run) produce(ctx context.Context, rec Record, done func(error)) error 
 			}
 		} else {
 			rn.acked(kr)
+			if published := rn.r.cfg.Published; published != nil {
+				published(rn.r.cfg.Connector.Name, kr.Topic)
+			}
 		}
 		if done != nil {
 			done(err)

@@ -66,6 +66,10 @@ type Config struct {
 	// provider, or when the span is not recorded, the headers are exactly
 	// what Debezium would write.
 	TracerProvider trace.TracerProvider
+	// Published, when set, is called for every record Kafka acknowledged
+	// (heartbeats included), from the producer's goroutines: it must be
+	// fast and must not block (metrics).
+	Published func(connector, topic string)
 }
 
 // Relay publishes the changes of one connector's tables from the

@@ -2,6 +2,7 @@ package saga
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -20,6 +21,11 @@ type Filter struct {
 	Step   string // current step; "" any
 	// OlderThan keeps sagas created more than this long ago; 0 any.
 	OlderThan time.Duration
+	// NewerThan keeps sagas created at most this long ago; 0 any.
+	NewerThan time.Duration
+	// Payload keeps sagas whose payload contains this JSON document
+	// (jsonb @>), e.g. {"customer-id": 456}; nil any.
+	Payload json.RawMessage
 	// Stuck keeps sagas past their deadline, or ABORTING for longer than
 	// StuckAfter (when StuckAfter > 0).
 	Stuck      bool
@@ -58,6 +64,8 @@ func List(ctx context.Context, q Querier, f Filter) ([]State, bool, error) {
 		  AND (NOT $5 OR deadline <= now()
 		       OR ($6::float8 > 0 AND status = 'ABORTING' AND status_since < now() - make_interval(secs => $6)))
 		  AND ($7::timestamptz IS NULL OR (created_at, id) < ($7, $8))
+		  AND ($10::float8 = 0 OR created_at >= now() - make_interval(secs => $10))
+		  AND ($11::jsonb IS NULL OR payload @> $11)
 		ORDER BY created_at DESC, id DESC
 		LIMIT $9`
 	var (
@@ -67,8 +75,13 @@ func List(ctx context.Context, q Querier, f Filter) ([]State, bool, error) {
 	if f.After != nil {
 		afterAt, afterID = &f.After.CreatedAt, f.After.ID
 	}
+	var payload *string
+	if f.Payload != nil {
+		p := string(f.Payload)
+		payload = &p
+	}
 	rows, err := q.Query(ctx, sql, f.Type, string(f.Status), f.Step, f.OlderThan.Seconds(),
-		f.Stuck, f.StuckAfter.Seconds(), afterAt, afterID, limit+1)
+		f.Stuck, f.StuckAfter.Seconds(), afterAt, afterID, limit+1, f.NewerThan.Seconds(), payload)
 	if err != nil {
 		return nil, false, fmt.Errorf("list sagas: %w", err)
 	}

@@ -41,15 +41,17 @@ type Querier interface {
 // together or not at all. Times (deadlines, history) are the database's
 // transaction time, so several orchestrator processes share one clock.
 type Orchestrator struct {
-	def Definition
+	def       Definition
+	observers []Observer
 }
 
-// New returns an orchestrator for d, which must be valid.
-func New(d Definition) (*Orchestrator, error) {
+// New returns an orchestrator for d, which must be valid. Every observer is
+// told of every transition (see Observer).
+func New(d Definition, observers ...Observer) (*Orchestrator, error) {
 	if err := d.Validate(); err != nil {
 		return nil, err
 	}
-	return &Orchestrator{def: d}, nil
+	return &Orchestrator{def: d, observers: observers}, nil
 }
 
 // Start creates saga id with payload and writes the request of its first
@@ -81,6 +83,7 @@ func (o *Orchestrator) Start(ctx context.Context, tx pgx.Tx, id uuid.UUID, paylo
 		return State{}, fmt.Errorf("insert saga %s: %w", id, err)
 	}
 	record(ctx, "saga started", s, s.CurrentStep, CauseStart)
+	o.observe(State{}, s, s.CurrentStep, CauseStart)
 	return s, nil
 }
 
@@ -234,6 +237,7 @@ func (o *Orchestrator) apply(ctx context.Context, tx pgx.Tx, prev, next State, a
 		return prev, fmt.Errorf("update saga %s: %w", next.ID, err)
 	}
 	record(ctx, "saga step "+string(next.StepStatus[step]), next, step, cause.Kind)
+	o.observe(prev, next, step, cause.Kind)
 	return next, nil
 }
 

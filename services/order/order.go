@@ -7,6 +7,7 @@ import (
 	"context"
 	"io"
 
+	"github.com/sagabox/sagabox/internal/metrics"
 	"github.com/sagabox/sagabox/internal/platform"
 	"github.com/sagabox/sagabox/migrations"
 	"github.com/sagabox/sagabox/pkg/saga"
@@ -37,7 +38,7 @@ func Service() platform.Service {
 			return err
 		},
 		Build: func(d platform.Deps) (platform.Parts, error) {
-			a, err := app.New(d.Pool, d.Log, settings)
+			a, err := app.New(d.Pool, d.Log, settings, metrics.NewSagas(d.Metrics).Observe)
 			if err != nil {
 				return platform.Parts{}, err
 			}

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -116,4 +117,33 @@ func Release(ctx context.Context, tx pgx.Tx, sagaID uuid.UUID) (int64, error) {
 		return 0, fmt.Errorf("release allocation of saga %s: %w", sagaID, err)
 	}
 	return amount, nil
+}
+
+// Allocation is a saga's credit_allocation row.
+type Allocation struct {
+	SagaID     uuid.UUID
+	CustomerID int64
+	OrderID    int64
+	Amount     int64
+	Status     string
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
+}
+
+// ErrNoAllocation reports a saga that sent the customer service nothing.
+var ErrNoAllocation = errors.New("no credit allocation for this saga")
+
+// GetAllocation reads the allocation of saga sagaID.
+func GetAllocation(ctx context.Context, q Querier, sagaID uuid.UUID) (Allocation, error) {
+	const sql = `SELECT saga_id, customer_id, order_id, amount, status, created_at, updated_at
+		FROM credit_allocation WHERE saga_id = $1`
+	var a Allocation
+	err := q.QueryRow(ctx, sql, sagaID).Scan(&a.SagaID, &a.CustomerID, &a.OrderID, &a.Amount, &a.Status, &a.CreatedAt, &a.UpdatedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Allocation{}, fmt.Errorf("get allocation of saga %s: %w", sagaID, ErrNoAllocation)
+	}
+	if err != nil {
+		return Allocation{}, fmt.Errorf("get allocation of saga %s: %w", sagaID, err)
+	}
+	return a, nil
 }

@@ -32,9 +32,10 @@ type App struct {
 }
 
 // New returns the application over pool, running the order-placement saga
-// with the deadline policy of settings.
-func New(pool *pgxpool.Pool, log *slog.Logger, settings Settings) (*App, error) {
-	o, err := saga.New(Placement(settings))
+// with the deadline policy of settings; observers are told of every saga
+// transition (metrics).
+func New(pool *pgxpool.Pool, log *slog.Logger, settings Settings, observers ...saga.Observer) (*App, error) {
+	o, err := saga.New(Placement(settings), observers...)
 	if err != nil {
 		return nil, err
 	}

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"bytes"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -24,6 +25,7 @@ import (
 // platform.RequireAdmin.
 func (h handlers) adminRoutes(r chi.Router) {
 	r.Get("/sagas", h.listSagas)
+	r.Get("/sagas/stats", h.sagaStats)
 	r.Get("/sagas/{id}", h.sagaDetail)
 	r.Post("/sagas/{id}/abort", h.abortSaga)
 	r.Post("/sagas/{id}/retry", h.retrySaga)
@@ -83,7 +85,7 @@ type compensateRequest struct {
 }
 
 // listParams are the query parameters of GET /admin/sagas.
-const listParams = "status, step, older_than, stuck, limit, after"
+const listParams = "status, step, older_than, newer_than, customer, order, stuck, limit, after"
 
 func (h handlers) listSagas(w http.ResponseWriter, r *http.Request) {
 	f, err := parseFilter(r)
@@ -98,7 +100,9 @@ func (h handlers) listSagas(w http.ResponseWriter, r *http.Request) {
 	}
 	resp := sagaListResponse{Sagas: make([]sagaResponse, 0, len(states))}
 	for _, s := range states {
-		resp.Sagas = append(resp.Sagas, toSagaResponse(s))
+		sr := toSagaResponse(s)
+		sr.Payload = maskedPayload(s.Payload)
+		resp.Sagas = append(resp.Sagas, sr)
 	}
 	if more {
 		resp.Next = encodeCursor(saga.CursorOf(states[len(states)-1]))
@@ -121,12 +125,33 @@ func parseFilter(r *http.Request) (saga.Filter, error) {
 	slices.Sort(errs)
 	f.Status = saga.Status(strings.ToUpper(q.Get("status")))
 	f.Step = q.Get("step")
-	if v := q.Get("older_than"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil || d < 0 {
-			errs = append(errs, fmt.Sprintf("older_than %q: want a duration like 10m", v))
+	for _, d := range []struct {
+		key string
+		dst *time.Duration
+	}{{"older_than", &f.OlderThan}, {"newer_than", &f.NewerThan}} {
+		key, dst := d.key, d.dst
+		if v := q.Get(key); v != "" {
+			d, err := time.ParseDuration(v)
+			if err != nil || d < 0 {
+				errs = append(errs, fmt.Sprintf("%s %q: want a duration like 10m", key, v))
+			}
+			*dst = d
 		}
-		f.OlderThan = d
+	}
+	// The saga payload names the order and the customer (app.RequestPayload).
+	match := map[string]int64{}
+	for _, m := range [][2]string{{"customer", "customer-id"}, {"order", "order-id"}} {
+		key, field := m[0], m[1]
+		if v := q.Get(key); v != "" {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || n <= 0 {
+				errs = append(errs, fmt.Sprintf("%s %q: want a positive id", key, v))
+			}
+			match[field] = n
+		}
+	}
+	if len(match) > 0 {
+		f.Payload, _ = json.Marshal(match) // cannot fail: a map of numbers
 	}
 	if v := q.Get("stuck"); v != "" {
 		b, err := strconv.ParseBool(v)

@@ -1,0 +1,71 @@
+package deploy_test
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"go.yaml.in/yaml/v4"
+)
+
+// Prometheus scrapes every compose service that serves /metrics, at the
+// port it listens on; the console links the Jaeger UI the browser reaches
+// and reads the services' admin API with the token they are given.
+func TestComposePrometheusAndConsole(t *testing.T) {
+	t.Parallel()
+	raw, err := os.ReadFile(filepath.Join(root(t), "deploy", "prometheus", "prometheus.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conf struct {
+		ScrapeConfigs []struct {
+			StaticConfigs []struct {
+				Targets []string `yaml:"targets"`
+			} `yaml:"static_configs"`
+		} `yaml:"scrape_configs"`
+	}
+	if err := yaml.Unmarshal(raw, &conf); err != nil {
+		t.Fatalf("prometheus.yml: %v", err)
+	}
+	var got []string
+	for _, sc := range conf.ScrapeConfigs {
+		for _, st := range sc.StaticConfigs {
+			got = append(got, st.Targets...)
+		}
+	}
+	slices.Sort(got)
+	want := []string{"console:8070", "customer-service:8081", "order-service:8080", "payment-service:8082"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("scrape targets (-want +got):\n%s", diff)
+	}
+
+	p := loadCompose(t)
+	prom := service(t, p, "prometheus")
+	mounted := false
+	for _, v := range prom.Volumes {
+		mounted = mounted || v.Target == "/etc/prometheus/prometheus.yml"
+	}
+	if !mounted {
+		t.Error("prometheus does not mount deploy/prometheus/prometheus.yml")
+	}
+	c := service(t, p, "console")
+	for key, want := range map[string]string{
+		"ORDER_URLS": "http://order-service:8080", "CUSTOMER_URLS": "http://customer-service:8081",
+		"PAYMENT_URLS": "http://payment-service:8082", "JAEGER_QUERY_URL": "http://jaeger:16686",
+		"JAEGER_UI_URL": "http://localhost:16686",
+	} {
+		if got := env(t, c, key); got != want {
+			t.Errorf("console %s = %q, want %q", key, got, want)
+		}
+	}
+	for _, a := range apps {
+		if _, ok := service(t, p, a.service).Environment["ADMIN_TOKEN"]; !ok {
+			t.Errorf("%s has no ADMIN_TOKEN: the console could not read its admin API", a.service)
+		}
+	}
+	if _, ok := c.Environment["CONSOLE_TOKEN"]; !ok {
+		t.Error("the console has no CONSOLE_TOKEN")
+	}
+}

@@ -1,0 +1,90 @@
+package console
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+)
+
+// Config is the console's configuration, from its environment.
+type Config struct {
+	HTTPAddr string // HTTP_ADDR
+	// Base URLs of every instance of each service (ORDER_URLS,
+	// CUSTOMER_URLS, PAYMENT_URLS, comma-separated). Reads go to the first
+	// instance that answers; all of them are checked for health.
+	OrderURLs, CustomerURLs, PaymentURLs []string
+	// Token is the admin bearer token the console reads the admin APIs
+	// with (CONSOLE_TOKEN; the sagas, their history, parked messages). The
+	// operator actions never use it: each asks for the operator's own
+	// token. Empty: the pages that need it say so.
+	Token string
+	// JaegerQueryURL is Jaeger's query API (JAEGER_QUERY_URL, e.g.
+	// http://localhost:16686); empty: no traces.
+	JaegerQueryURL string
+	// JaegerUIURL is where a person opens Jaeger's UI (JAEGER_UI_URL); a
+	// saga page links its trace there. Empty: no link.
+	JaegerUIURL string
+}
+
+// LoadConfig reads the environment through getenv, with defaults that work
+// with `make run`, and reports every invalid value at once.
+func LoadConfig(getenv func(string) string) (Config, error) {
+	c := Config{
+		HTTPAddr:     or(getenv("HTTP_ADDR"), "127.0.0.1:8070"),
+		OrderURLs:    []string{"http://localhost:8080"},
+		CustomerURLs: []string{"http://localhost:8081"},
+		PaymentURLs:  []string{"http://localhost:8082"},
+		Token:        strings.TrimSpace(getenv("CONSOLE_TOKEN")),
+	}
+	var errs []error
+	for _, u := range []struct {
+		key string
+		dst *[]string
+	}{{"ORDER_URLS", &c.OrderURLs}, {"CUSTOMER_URLS", &c.CustomerURLs}, {"PAYMENT_URLS", &c.PaymentURLs}} {
+		v := getenv(u.key)
+		if v == "" {
+			continue
+		}
+		*u.dst = nil
+		for item := range strings.SplitSeq(v, ",") {
+			if item = strings.TrimSpace(item); item == "" {
+				continue
+			}
+			if err := checkURL(item); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", u.key, err))
+			}
+			*u.dst = append(*u.dst, strings.TrimRight(item, "/"))
+		}
+		if len(*u.dst) == 0 {
+			errs = append(errs, fmt.Errorf("%s: no URL", u.key))
+		}
+	}
+	for _, u := range []struct {
+		key string
+		dst *string
+	}{{"JAEGER_QUERY_URL", &c.JaegerQueryURL}, {"JAEGER_UI_URL", &c.JaegerUIURL}} {
+		if v := strings.TrimRight(strings.TrimSpace(getenv(u.key)), "/"); v != "" {
+			if err := checkURL(v); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", u.key, err))
+			}
+			*u.dst = v
+		}
+	}
+	return c, errors.Join(errs...)
+}
+
+func checkURL(v string) error {
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("%q is not an http(s) URL", v)
+	}
+	return nil
+}
+
+func or(v, def string) string {
+	if v != "" {
+		return v
+	}
+	return def
+}

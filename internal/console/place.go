@@ -1,0 +1,80 @@
+package console
+
+import (
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/sagabox/sagabox/requests"
+)
+
+// example is one of the reference orders of requests/, as the place-order
+// form offers it.
+type example struct {
+	File, Title, Outcome string
+	ItemID, CustomerID   int64
+	Quantity             int
+	PaymentDue           int64
+	CreditCardNo         string
+}
+
+// scenarios say what each reference order shows (README, "Placing
+// orders").
+var scenarios = map[string][2]string{
+	"place-order.json":          {"An order that succeeds", "ACCEPTED: credit approved, payment taken"},
+	"place-invalid-order1.json": {"The payment fails", "REJECTED: card …9999 refused, the credit released (compensation)"},
+	"place-invalid-order2.json": {"The credit is refused", "REJECTED: 599.99 is over the customer's limit, no payment asked"},
+}
+
+func loadExamples() ([]example, error) {
+	var out []example
+	for _, file := range []string{"place-order.json", "place-invalid-order1.json", "place-invalid-order2.json"} {
+		raw, err := fs.ReadFile(requests.Files(), file)
+		if err != nil {
+			return nil, fmt.Errorf("example %s: %w", file, err)
+		}
+		e := example{File: file, Title: scenarios[file][0], Outcome: scenarios[file][1]}
+		if err := json.Unmarshal(raw, &e); err != nil {
+			return nil, fmt.Errorf("example %s: %w", file, err)
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+func (s *Server) placePage(w http.ResponseWriter, r *http.Request) {
+	ex, err := loadExamples()
+	p := page{Title: "Place an order", Nav: "place", Data: ex}
+	if err != nil {
+		p.Error = err.Error()
+	}
+	s.render(w, r, http.StatusOK, "place", p)
+}
+
+// placeOrder sends the form to the order service's POST /orders and goes
+// to the new saga's page.
+func (s *Server) placeOrder(w http.ResponseWriter, r *http.Request) {
+	body := map[string]any{}
+	var errs []string
+	for _, f := range []string{"itemId", "quantity", "customerId", "paymentDue"} {
+		n, err := strconv.ParseInt(strings.TrimSpace(r.PostFormValue(f)), 10, 64)
+		if err != nil {
+			errs = append(errs, f+" must be a whole number")
+		}
+		body[f] = n
+	}
+	body["creditCardNo"] = strings.TrimSpace(r.PostFormValue("creditCardNo"))
+	if len(errs) > 0 {
+		redirect(w, r, "/place", "error", strings.Join(errs, "; "))
+		return
+	}
+	var placed placedJSON
+	if err := s.order.call(r.Context(), http.MethodPost, "/orders", "", body, &placed); err != nil {
+		redirect(w, r, "/place", "error", "order refused: "+s.failed(r.Context(), "order", err))
+		return
+	}
+	redirect(w, r, "/sagas/"+placed.SagaID, "done", fmt.Sprintf("order %d placed", placed.OrderID))
+}
