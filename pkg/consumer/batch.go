@@ -46,6 +46,7 @@ func (w *worker) applyBatch(recs []*kgo.Record) error {
 		msgs[i] = m
 	}
 	spans := make([]trace.Span, 0, len(recs))
+	outcomes := make([]Outcome, len(recs))
 	defer func() {
 		for _, s := range spans {
 			s.End()
@@ -66,8 +67,10 @@ func (w *worker) applyBatch(recs []*kgo.Record) error {
 			span.SetAttributes(attribute.Int("messaging.batch.message_count", len(recs)))
 			if !first[m.ID] {
 				span.SetAttributes(attribute.Bool("messaging.duplicate", true))
+				outcomes[i] = RecordDuplicate
 				continue
 			}
+			outcomes[i] = RecordApplied
 			delete(first, m.ID) // a second copy in this batch is a duplicate
 			if err := c.cfg.Handler(ctx, tx, m); err != nil {
 				return err
@@ -75,7 +78,13 @@ func (w *worker) applyBatch(recs []*kgo.Record) error {
 		}
 		return nil
 	})
-	if err != nil && !errors.Is(err, context.Canceled) {
+	if err == nil {
+		for i, r := range recs {
+			c.observe(r.Topic, outcomes[i])
+		}
+		return nil
+	}
+	if !errors.Is(err, context.Canceled) {
 		for _, s := range spans {
 			s.AddEvent("batch rolled back; records applied one by one", trace.WithAttributes(attribute.String("error", err.Error())))
 		}

@@ -50,7 +50,7 @@ func TestStatsFiltersAndObserver(t *testing.T) {
 	ids := []uuid.UUID{uuid.New(), uuid.New(), uuid.New()}
 	for i, id := range ids {
 		inTx(func(tx pgx.Tx) error {
-			_, err := o.Start(ctx, tx, id, json.RawMessage(`{"customer-id": 7, "order-id": `+strconv.Itoa(i+1)+`}`))
+			_, err := o.Start(ctx, tx, id, json.RawMessage(`{"customer-id": 7, "order-id": `+strconv.Itoa(i+1)+`}`), txNow(t, tx))
 			return err
 		})
 	}
