@@ -64,7 +64,7 @@ func TestComposeServices(t *testing.T) {
 		got = append(got, name)
 	}
 	slices.Sort(got)
-	want := []string{"connect", "customer-service", "jaeger", "kafka", "order-service", "payment-service", "postgres", "register-connectors"}
+	want := []string{"card-keys", "connect", "customer-service", "jaeger", "kafka", "order-service", "payment-service", "postgres", "register-connectors"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("services (-want +got):\n%s", diff)
 	}

@@ -116,9 +116,15 @@ func up(ctx context.Context, args []string, getenv func(string) string, stdout, 
 	if err != nil {
 		return err
 	}
+	cardEnv, cardKeysFrom, err := cardKeysEnv(cfg.dataDir, getenv)
+	if err != nil {
+		return err
+	}
 
 	sup := supervisor.New(supervisor.Config{
 		Binary: exe, Output: stdout, Logger: log, RunDir: filepath.Join(cfg.dataDir, "run"),
+		// The card keys go to the order and payment services only.
+		Env: withoutCardKeys(os.Environ()),
 	})
 	defer sup.Stop() // most recently started first: services, relay, broker
 	watchCtx, stopWatch := context.WithCancel(ctx)
@@ -161,6 +167,9 @@ func up(ctx context.Context, args []string, getenv func(string) string, stdout, 
 			name := fmt.Sprintf("%s-%d", svc.Name, k)
 			env := append(slices.Clone(common), "HTTP_ADDR="+addr, "DATABASE_URL="+dbURLs[svc.Database],
 				"MIGRATE=false", "ADMIN_TOKEN="+adminToken, "SERVICE_INSTANCE="+name)
+			if svc.CardKeys {
+				env = append(env, cardEnv...)
+			}
 			if err := sup.Start(supervisor.Spec{Name: name, Args: []string{svc.Name}, Env: env}); err != nil {
 				return err
 			}
@@ -181,12 +190,13 @@ sagabox is up (Ctrl-C stops it; data in %s; one process per component, restarted
 %s  postgres          postgres://postgres@127.0.0.1:%d (orderdb, customerdb, paymentdb)
   kafka             %s
   jaeger            %s
-  admin token       %s   export ADMIN_TOKEN=$(cat %[5]s)
+  admin token       %s   export ADMIN_TOKEN=$(cat %[6]s)
+  card keys         %[7]s (order and payment services only)
 
   curl -XPOST localhost:8080/orders -H 'Content-Type: application/json' -d @requests/place-order.json
   curl -H "Authorization: Bearer $ADMIN_TOKEN" localhost:8080/admin/sagas
 
-`, cfg.dataDir, banner.String(), cfg.pgPort, brokerAddr, jaegerMsg, tokenFile)
+`, cfg.dataDir, banner.String(), cfg.pgPort, brokerAddr, jaegerMsg, tokenFile, cardKeysFrom)
 	<-ctx.Done()
 	log.Info("shutting down")
 	return nil

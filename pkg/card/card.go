@@ -65,8 +65,19 @@ type key struct {
 }
 
 // Keys is a key ring. The zero value has no key: it seals and opens nothing.
+// Keys values are comparable and cheap to copy; a ring never changes once
+// parsed.
 type Keys struct {
-	keys []key
+	ring *ring
+}
+
+type ring struct{ keys []key }
+
+func (k Keys) list() []key {
+	if k.ring == nil {
+		return nil
+	}
+	return k.ring.keys
 }
 
 // ParseKeys reads a key ring: entries "id:base64key" separated by commas or
@@ -76,7 +87,7 @@ type Keys struct {
 // reported at once; no error quotes key material.
 func ParseKeys(list string) (Keys, error) {
 	var (
-		k    Keys
+		keys []key
 		errs []error
 	)
 	seen := map[string]bool{}
@@ -102,12 +113,19 @@ func ParseKeys(list string) (Keys, error) {
 			errs = append(errs, fmt.Errorf("key %s: %w", id, err))
 			continue
 		}
-		k.keys = append(k.keys, key{id: id, aead: aead})
+		keys = append(keys, key{id: id, aead: aead})
 	}
 	if err := errors.Join(errs...); err != nil {
 		return Keys{}, err
 	}
-	return k, nil
+	return newKeys(keys), nil
+}
+
+func newKeys(keys []key) Keys {
+	if len(keys) == 0 {
+		return Keys{}
+	}
+	return Keys{ring: &ring{keys: keys}}
 }
 
 func splitEntries(list string) []string {
@@ -148,24 +166,24 @@ func NewKey(id string) (string, error) {
 // Join returns the ring with the keys of k first, then those of other (an
 // id in both is an error).
 func (k Keys) Join(other Keys) (Keys, error) {
-	out := Keys{keys: append(append([]key(nil), k.keys...), other.keys...)}
+	all := append(append([]key(nil), k.list()...), other.list()...)
 	seen := map[string]bool{}
-	for _, e := range out.keys {
+	for _, e := range all {
 		if seen[e.id] {
 			return Keys{}, fmt.Errorf("key %s: listed twice", e.id)
 		}
 		seen[e.id] = true
 	}
-	return out, nil
+	return newKeys(all), nil
 }
 
 // Empty reports a ring without keys.
-func (k Keys) Empty() bool { return len(k.keys) == 0 }
+func (k Keys) Empty() bool { return len(k.list()) == 0 }
 
 // IDs returns the key ids, the sealing one first.
 func (k Keys) IDs() []string {
-	ids := make([]string, len(k.keys))
-	for i, e := range k.keys {
+	ids := make([]string, len(k.list()))
+	for i, e := range k.list() {
 		ids[i] = e.id
 	}
 	return ids
@@ -184,13 +202,13 @@ func (k Keys) LogValue() slog.Value { return slog.AnyValue(k.IDs()) }
 // given again). number is stored as given; it must be 1 to MaxNumberLen
 // bytes.
 func (k Keys) Seal(number string, context []byte) (string, error) {
-	if len(k.keys) == 0 {
+	if k.Empty() {
 		return "", ErrNoKeys
 	}
 	if number == "" || len(number) > MaxNumberLen {
 		return "", fmt.Errorf("seal card number: want 1 to %d characters", MaxNumberLen)
 	}
-	e := k.keys[0]
+	e := k.list()[0]
 	nonce := make([]byte, nonceLen, nonceLen+len(number)+e.aead.Overhead())
 	if _, err := rand.Read(nonce); err != nil {
 		return "", fmt.Errorf("seal card number: nonce: %w", err)
@@ -207,7 +225,7 @@ func (k Keys) Open(envelope string, context []byte) (string, error) {
 		return "", err
 	}
 	var aead cipher.AEAD
-	for _, e := range k.keys {
+	for _, e := range k.list() {
 		if e.id == id {
 			aead = e.aead
 		}

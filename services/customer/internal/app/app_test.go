@@ -88,7 +88,7 @@ func newDB(t *testing.T) *pgxpool.Pool {
 }
 
 func requestPayload(typ string, customerID, due int64) []byte {
-	return fmt.Appendf(nil, `{"order-id":1,"customer-id":%d,"payment-due":%d,"credit-card-no":"x","type":%q}`,
+	return fmt.Appendf(nil, `{"order-id":1,"customer-id":%d,"payment-due":%d,"type":%q}`,
 		customerID, due, typ)
 }
 

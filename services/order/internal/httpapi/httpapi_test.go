@@ -26,13 +26,22 @@ func newServer(t *testing.T) (*httptest.Server, *pgxpool.Pool) {
 	t.Helper()
 	pool := testenv.Pool(t, testenv.Database(t, migrations.Order()))
 	log := slog.New(slog.DiscardHandler)
-	a, err := app.New(pool, log, app.DefaultSettings())
+	srv := httptest.NewServer(httpapi.Routes(newApp(t, pool, log), http.NotFoundHandler(), log, platform.AdminTokens{}))
+	t.Cleanup(srv.Close)
+	return srv, pool
+}
+
+// newApp returns the order app over pool with the default settings and a
+// fresh card key.
+func newApp(t *testing.T, pool *pgxpool.Pool, log *slog.Logger) *app.App {
+	t.Helper()
+	s := app.DefaultSettings()
+	_, s.CardKeys = testenv.CardKeys(t)
+	a, err := app.New(pool, log, s)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(httpapi.Routes(a, http.NotFoundHandler(), log, platform.AdminTokens{}))
-	t.Cleanup(srv.Close)
-	return srv, pool
+	return a
 }
 
 func rowCounts(t *testing.T, pool *pgxpool.Pool) [3]int {
@@ -161,9 +170,17 @@ func TestPlaceOrderWritesOrderSagaAndRequestTogether(t *testing.T) {
 		}
 	}
 	_, sagaResp, _ := send(t, "GET", srv.URL+"/sagas/"+resp["sagaId"].(string), "")
+	var sealed string
+	if err := pool.QueryRow(context.Background(), `SELECT credit_card_sealed FROM purchaseorder`).Scan(&sealed); err != nil {
+		t.Fatal(err)
+	}
 	for _, r := range []map[string]any{order, sagaResp} {
-		if b, _ := json.Marshal(r); strings.Contains(string(b), "xxxx-yyyy-dddd-aaaa") {
+		b, _ := json.Marshal(r)
+		if strings.Contains(string(b), "xxxx-yyyy-dddd-aaaa") || strings.Contains(string(b), "xxxxyyyyddddaaaa") {
 			t.Errorf("card number returned in full: %s", b)
+		}
+		if strings.Contains(string(b), sealed[len("v1.test."):]) {
+			t.Errorf("sealed card returned: %s", b)
 		}
 	}
 }
