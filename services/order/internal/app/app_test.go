@@ -276,39 +276,42 @@ func TestOnReplyDrivesTheSaga(t *testing.T) {
 	}
 }
 
+// badReplies are replies the order service can never apply, built for a
+// saga id.
+var badReplies = []struct {
+	name string
+	msg  func(sagaID string) consumer.Message
+}{
+	{"unknown saga id", func(string) consumer.Message {
+		return replyMessage(app.StepCreditApproval, uuid.NewString(), "APPROVED")
+	}},
+	{"unknown status", func(id string) consumer.Message {
+		return replyMessage(app.StepCreditApproval, id, "WHAT")
+	}},
+	{"another step's status", func(id string) consumer.Message {
+		return replyMessage(app.StepCreditApproval, id, "REQUESTED")
+	}},
+	{"value not json", func(id string) consumer.Message {
+		m := replyMessage(app.StepCreditApproval, id, "APPROVED")
+		m.Value = []byte(`{"status":`)
+		return m
+	}},
+	{"key not a uuid", func(string) consumer.Message {
+		return replyMessage(app.StepCreditApproval, "order-1", "APPROVED")
+	}},
+	{"request topic", func(id string) consumer.Message {
+		m := replyMessage(app.StepCreditApproval, id, "APPROVED")
+		m.Topic = "credit-approval.request"
+		return m
+	}},
+	{"reply of an unknown step", func(id string) consumer.Message {
+		return replyMessage("shipping", id, "APPROVED")
+	}},
+}
+
 func TestOnReplyRefusesBadRepliesPermanently(t *testing.T) {
 	t.Parallel()
-	tests := []struct {
-		name string
-		msg  func(sagaID string) consumer.Message
-	}{
-		{"unknown saga id", func(string) consumer.Message {
-			return replyMessage(app.StepCreditApproval, uuid.NewString(), "APPROVED")
-		}},
-		{"unknown status", func(id string) consumer.Message {
-			return replyMessage(app.StepCreditApproval, id, "WHAT")
-		}},
-		{"another step's status", func(id string) consumer.Message {
-			return replyMessage(app.StepCreditApproval, id, "REQUESTED")
-		}},
-		{"value not json", func(id string) consumer.Message {
-			m := replyMessage(app.StepCreditApproval, id, "APPROVED")
-			m.Value = []byte(`{"status":`)
-			return m
-		}},
-		{"key not a uuid", func(string) consumer.Message {
-			return replyMessage(app.StepCreditApproval, "order-1", "APPROVED")
-		}},
-		{"request topic", func(id string) consumer.Message {
-			m := replyMessage(app.StepCreditApproval, id, "APPROVED")
-			m.Topic = "credit-approval.request"
-			return m
-		}},
-		{"reply of an unknown step", func(id string) consumer.Message {
-			return replyMessage("shipping", id, "APPROVED")
-		}},
-	}
-	for _, tt := range tests {
+	for _, tt := range badReplies {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()

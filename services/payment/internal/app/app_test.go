@@ -371,27 +371,29 @@ func TestOnPaymentRequestNeverStoresNorLogsTheCardNumber(t *testing.T) {
 	}
 }
 
+// badMessages are messages the payment service can never apply.
+var badMessages = []struct {
+	name  string
+	key   string
+	value []byte
+}{
+	{"zero payment-due", uuid.NewString(), requestPayload("REQUEST", "v1.test.x", 0)},
+	{"negative payment-due", uuid.NewString(), requestPayload("REQUEST", "v1.test.x", -4999)},
+	{"missing payment-due", uuid.NewString(), []byte(`{"order-id":1,"customer-id":456,"credit-card-sealed":"v1.test.x","type":"REQUEST"}`)},
+	{"key not a uuid", "order-1", requestPayload("REQUEST", "v1.test.x", 4999)},
+	{"empty key", "", requestPayload("CANCEL", "", 4999)},
+	{"payload not json", uuid.NewString(), []byte(`{"type":"REQUEST",`)},
+	{"payload of the wrong shape", uuid.NewString(), []byte(`{"payment-due":"lots","type":"REQUEST"}`)},
+	{"unknown type", uuid.NewString(), requestPayload("REFUND", "", 4999)},
+	{"missing type", uuid.NewString(), []byte(`{"order-id":1,"customer-id":456,"payment-due":4999}`)},
+	{"request without a card", uuid.NewString(), requestPayload("REQUEST", "", 4999)},
+	{"request with a card in clear", uuid.NewString(), []byte(`{"order-id":1,"customer-id":456,"payment-due":4999,"credit-card-no":"4111111111111111","type":"REQUEST"}`)},
+	{"card not an envelope", uuid.NewString(), requestPayload("REQUEST", "4111111111111111", 4999)},
+}
+
 func TestOnPaymentRequestRefusesBadMessagesPermanently(t *testing.T) {
 	t.Parallel()
-	tests := []struct {
-		name  string
-		key   string
-		value []byte
-	}{
-		{"zero payment-due", uuid.NewString(), requestPayload("REQUEST", "v1.test.x", 0)},
-		{"negative payment-due", uuid.NewString(), requestPayload("REQUEST", "v1.test.x", -4999)},
-		{"missing payment-due", uuid.NewString(), []byte(`{"order-id":1,"customer-id":456,"credit-card-sealed":"v1.test.x","type":"REQUEST"}`)},
-		{"key not a uuid", "order-1", requestPayload("REQUEST", "v1.test.x", 4999)},
-		{"empty key", "", requestPayload("CANCEL", "", 4999)},
-		{"payload not json", uuid.NewString(), []byte(`{"type":"REQUEST",`)},
-		{"payload of the wrong shape", uuid.NewString(), []byte(`{"payment-due":"lots","type":"REQUEST"}`)},
-		{"unknown type", uuid.NewString(), requestPayload("REFUND", "", 4999)},
-		{"missing type", uuid.NewString(), []byte(`{"order-id":1,"customer-id":456,"payment-due":4999}`)},
-		{"request without a card", uuid.NewString(), requestPayload("REQUEST", "", 4999)},
-		{"request with a card in clear", uuid.NewString(), []byte(`{"order-id":1,"customer-id":456,"payment-due":4999,"credit-card-no":"4111111111111111","type":"REQUEST"}`)},
-		{"card not an envelope", uuid.NewString(), requestPayload("REQUEST", "4111111111111111", 4999)},
-	}
-	for _, tt := range tests {
+	for _, tt := range badMessages {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			f := newFixture(t)
