@@ -10,8 +10,6 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/jackc/pgx/v5/stdlib"
-	"github.com/pressly/goose/v3"
 
 	"github.com/sagabox/sagabox/internal/testenv"
 	"github.com/sagabox/sagabox/migrations"
@@ -65,16 +63,7 @@ func dumpTables(t *testing.T, pool *pgxpool.Pool) string {
 func TestLegacyCardsAreSealed(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	pool := testenv.Pool(t, testenv.Database(t, nil))
-	db := stdlib.OpenDBFromPool(pool)
-	defer db.Close()
-	p, err := goose.NewProvider(goose.DialectPostgres, db, migrations.Order())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.UpTo(ctx, 5); err != nil {
-		t.Fatal(err)
-	}
+	pool, p := testenv.DatabaseAt(t, migrations.Order(), 5)
 	orders := []legacyOrder{
 		{1, uuid.New(), "4111-1111-1111-1111", "STARTED", "credit-approval", `{"credit-approval":"STARTED"}`},
 		{2, uuid.New(), "5500 0000 0000 0004", "STARTED", "payment", `{"credit-approval":"SUCCEEDED","payment":"STARTED"}`},
