@@ -24,9 +24,12 @@ RUN --mount=type=cache,target=/go/pkg/mod \
 # Alpine rather than distroless: the compose healthchecks need an HTTP client
 # in the image (busybox wget) to call GET /healthz.
 FROM alpine:3.22
+# /var/lib/sagabox/keys: where docker-compose.yml mounts the card key
+# volume; a new volume takes this directory's owner and mode.
 RUN apk add --no-cache ca-certificates tzdata \
     && addgroup -S -g 10001 sagabox \
-    && adduser -S -D -H -u 10001 -G sagabox sagabox
+    && adduser -S -D -H -u 10001 -G sagabox sagabox \
+    && install -d -o 10001 -g 10001 -m 0700 /var/lib/sagabox/keys
 COPY --from=build /out/sagabox /usr/local/bin/sagabox
 USER 10001:10001
 EXPOSE 8070 8080 8081 8082

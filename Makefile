@@ -3,7 +3,7 @@ GO      ?= go
 FRESH   ?=
 UP_ARGS  = $(if $(FRESH),-fresh,)
 
-.PHONY: run test chaos bench build jaeger deps clean
+.PHONY: run test fuzz chaos bench build jaeger deps clean
 
 ## run: Postgres (local cluster), Kafka (embedded), relays, the three services and Jaeger; Ctrl-C stops.
 ##      FRESH=1 starts empty. Jaeger is built once into bin/ (~5 min); SKIP_JAEGER=1 skips that.
@@ -16,6 +16,12 @@ test: deps
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l .)" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
 	$(GO) test -race -count=1 -timeout 20m ./...
+
+## fuzz: every fuzz target (go test -list '^Fuzz' ./...) for FUZZTIME each (default 45s), one after
+##       the other; FUZZ=<regexp> picks targets. A failing input lands in the package's
+##       testdata/fuzz/<target>/: commit it as a regression seed (make test runs every seed corpus).
+fuzz:
+	GO=$(GO) scripts/fuzz.sh
 
 ## chaos: the local system with two instances of each service, 300 orders, 25 SIGKILLs of instances,
 ##        the relay, the broker, Postgres and the whole stack; checks every saga ended and the money.

@@ -64,7 +64,7 @@ func TestComposeServices(t *testing.T) {
 		got = append(got, name)
 	}
 	slices.Sort(got)
-	want := []string{"connect", "console", "customer-service", "jaeger", "kafka", "order-service", "payment-service", "postgres", "prometheus", "register-connectors"}
+	want := []string{"card-keys", "connect", "console", "customer-service", "jaeger", "kafka", "order-service", "payment-service", "postgres", "prometheus", "register-connectors"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("services (-want +got):\n%s", diff)
 	}

@@ -349,8 +349,19 @@ func (s *system) produce(topic, sagaID, eventType string, value []byte) {
 	}
 }
 
-func request(orderID int64, due int64, card, typ string) []byte {
-	return fmt.Appendf(nil, `{"order-id":%d,"customer-id":456,"payment-due":%d,"credit-card-no":%q,"type":%q}`, orderID, due, card, typ)
+// request is a request of saga sagaID as the order service writes it: with
+// number sealed for the saga when given (the payment REQUEST), else no card.
+func (s *system) request(sagaID string, orderID int64, due int64, number, typ string) []byte {
+	s.t.Helper()
+	sealed := ""
+	if number != "" {
+		var err error
+		if sealed, err = s.keys.Seal(number, []byte(sagaID)); err != nil {
+			s.t.Fatal(err)
+		}
+	}
+	return fmt.Appendf(nil, `{"order-id":%d,"customer-id":456,"payment-due":%d,"credit-card-sealed":%q,"type":%q}`,
+		orderID, due, sealed, typ)
 }
 
 // replies returns the statuses a participant replied for sagaID, in order.
@@ -388,15 +399,15 @@ func TestLateAndReorderedMessagesLeaveTheMoneyRight(t *testing.T) {
 
 	// Payment: a CANCEL, then its REQUEST, for a saga whose payment was
 	// never requested.
-	s.produce("payment.request", overLimit.SagaID, "CANCEL", request(overLimit.OrderID, 59999, "1234-5678-0000-4242", "CANCEL"))
-	s.produce("payment.request", overLimit.SagaID, "REQUEST", request(overLimit.OrderID, 59999, "1234-5678-0000-4242", "REQUEST"))
+	s.produce("payment.request", overLimit.SagaID, "CANCEL", s.request(overLimit.SagaID, overLimit.OrderID, 59999, "", "CANCEL"))
+	s.produce("payment.request", overLimit.SagaID, "REQUEST", s.request(overLimit.SagaID, overLimit.OrderID, 59999, "1234-5678-0000-4242", "REQUEST"))
 	// Customer: the REQUEST again after the CANCEL released it.
-	s.produce("credit-approval.request", refused.SagaID, "REQUEST", request(refused.OrderID, 4999, "xxxx-yyyy-dddd-9999", "REQUEST"))
+	s.produce("credit-approval.request", refused.SagaID, "REQUEST", s.request(refused.SagaID, refused.OrderID, 4999, "", "REQUEST"))
 	// Customer: a CANCEL, then its REQUEST, for a saga it never saw.
-	s.produce("credit-approval.request", unknown, "CANCEL", request(99, 4999, "x", "CANCEL"))
-	s.produce("credit-approval.request", unknown, "REQUEST", request(99, 4999, "x", "REQUEST"))
+	s.produce("credit-approval.request", unknown, "CANCEL", s.request(unknown, 99, 4999, "", "CANCEL"))
+	s.produce("credit-approval.request", unknown, "REQUEST", s.request(unknown, 99, 4999, "", "REQUEST"))
 	// Payment: the REQUEST again after success.
-	s.produce("payment.request", accepted.SagaID, "REQUEST", request(accepted.OrderID, 4999, "xxxx-yyyy-dddd-aaaa", "REQUEST"))
+	s.produce("payment.request", accepted.SagaID, "REQUEST", s.request(accepted.SagaID, accepted.OrderID, 4999, "xxxx-yyyy-dddd-aaaa", "REQUEST"))
 	// Order: replies after the saga ended.
 	s.produce("payment.response", accepted.SagaID, "PaymentUpdated", []byte(`{"status":"FAILED"}`))
 	s.produce("credit-approval.response", refused.SagaID, "CreditUpdated", []byte(`{"status":"APPROVED"}`))
@@ -502,6 +513,7 @@ func TestTwoOrderInstancesSweepEachDeadlineOnce(t *testing.T) {
 		"KAFKA_BROKERS": strings.Join(s.brokers, ","),
 		"HTTP_ADDR":     "127.0.0.1:" + strconv.Itoa(port),
 		"MIGRATE":       "false",
+		"CARD_KEYS":     s.keysEnv,
 	}
 	for k, v := range env {
 		env2[k] = v

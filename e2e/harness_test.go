@@ -26,6 +26,7 @@ import (
 	"github.com/sagabox/sagabox/internal/pgcluster"
 	"github.com/sagabox/sagabox/internal/stack"
 	"github.com/sagabox/sagabox/internal/testenv"
+	"github.com/sagabox/sagabox/pkg/card"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
@@ -37,11 +38,20 @@ type system struct {
 	urls    map[string]string // service → base URL
 	dbs     map[string]*pgxpool.Pool
 	brokers []string
+	// keys are the card keys of the order and payment services, as
+	// CARD_KEYS gives them (keysEnv) and parsed.
+	keysEnv string
+	keys    card.Keys
 }
 
 type options struct {
 	tracing func(component string) trace.TracerProvider
 	env     map[string]string
+	// cardKeys is the ring (CARD_KEYS) of the order and payment services;
+	// empty: one fresh key.
+	cardKeys string
+	// stdout receives the services' logs (besides E2E_LOGS' stderr).
+	stdout io.Writer
 }
 
 // startSystemEnv starts a system whose components read env (OTEL_*).
@@ -72,9 +82,20 @@ func startSystem(t testing.TB, opts options) *system {
 		addrs[svc.Name] = "127.0.0.1:" + strconv.Itoa(port)
 		s.urls[svc.Name] = "http://" + addrs[svc.Name]
 	}
+	if opts.cardKeys == "" {
+		opts.cardKeys, _ = testenv.CardKeys(t)
+	}
+	keys, err := card.ParseKeys(opts.cardKeys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.keysEnv, s.keys = opts.cardKeys, keys
 	logs := io.Discard
 	if os.Getenv("E2E_LOGS") != "" {
 		logs = os.Stderr
+	}
+	if opts.stdout != nil {
+		logs = io.MultiWriter(logs, opts.stdout)
 	}
 	st, err := stack.Start(ctx, stack.Config{
 		ConnectorsDir:  repoFile("debezium", "connectors"),
@@ -86,6 +107,7 @@ func startSystem(t testing.TB, opts options) *system {
 		Logger:         slog.New(slog.NewTextHandler(logs, nil)),
 		TracerProvider: opts.tracing,
 		Env:            func(k string) string { return opts.env[k] },
+		CardKeys:       opts.cardKeys,
 	})
 	if err != nil {
 		t.Fatalf("start stack: %v", err)

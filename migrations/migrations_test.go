@@ -7,8 +7,6 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/stdlib"
-	"github.com/pressly/goose/v3"
 
 	"github.com/sagabox/sagabox/internal/testenv"
 	"github.com/sagabox/sagabox/migrations"
@@ -61,17 +59,8 @@ func TestEveryServiceDatabaseMigrates(t *testing.T) {
 func TestOrderMigratesForwardFromVersion2(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	pool := testenv.Pool(t, testenv.Database(t, nil))
-	db := stdlib.OpenDBFromPool(pool)
-	defer db.Close()
-	p, err := goose.NewProvider(goose.DialectPostgres, db, migrations.Order())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.UpTo(ctx, 2); err != nil {
-		t.Fatal(err)
-	}
-	_, err = pool.Exec(ctx, `INSERT INTO sagastate (id, type, payload, current_step, step_status, status, version, updated_at) VALUES
+	pool, p := testenv.DatabaseAt(t, migrations.Order(), 2)
+	_, err := pool.Exec(ctx, `INSERT INTO sagastate (id, type, payload, current_step, step_status, status, version, updated_at) VALUES
 		('00000000-0000-0000-0000-000000000001', 'order-placement', '{}', 'payment', '{"credit-approval":"SUCCEEDED","payment":"STARTED"}', 'STARTED', 1, now() - interval '1 day'),
 		('00000000-0000-0000-0000-000000000002', 'order-placement', '{}', 'credit-approval', '{"credit-approval":"COMPENSATING","payment":"FAILED"}', 'ABORTING', 2, now() - interval '1 day'),
 		('00000000-0000-0000-0000-000000000003', 'order-placement', '{}', 'payment', '{"credit-approval":"SUCCEEDED","payment":"SUCCEEDED"}', 'SUCCEEDED', 2, now() - interval '1 day')`)
@@ -127,16 +116,7 @@ func TestParticipantsMigrateForwardFromVersion2(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			pool := testenv.Pool(t, testenv.Database(t, nil))
-			db := stdlib.OpenDBFromPool(pool)
-			defer db.Close()
-			p, err := goose.NewProvider(goose.DialectPostgres, db, tc.fsys)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := p.UpTo(ctx, 2); err != nil {
-				t.Fatal(err)
-			}
+			pool, p := testenv.DatabaseAt(t, tc.fsys, 2)
 			if _, err := pool.Exec(ctx, tc.before); err != nil {
 				t.Fatal(err)
 			}

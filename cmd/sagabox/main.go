@@ -8,6 +8,7 @@
 //	sagabox trace ORDER_ID|TRACE_ID print one order's trace from Jaeger as a waterfall
 //	sagabox sagas list|show|abort|retry|compensate  the order service's saga admin API
 //	sagabox parked list|replay      the services' parked messages
+//	sagabox card-keys [-rotate]     create or rotate the card key file (CARD_KEYS_FILE)
 package main
 
 import (
@@ -39,6 +40,8 @@ commands:
   sagas     list, show, abort, retry sagas, mark a compensation done (the order service's /admin API;
             env: ORDER_URL, ADMIN_TOKEN; sagabox sagas help)
   parked    list and replay the services' parked messages (sagabox parked help)
+  card-keys create the card key file of the order and payment services if missing, or with
+            -rotate add a new sealing key in front (flags: -file, default .data/card-keys; -id)
 `
 
 func main() {
@@ -76,6 +79,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return sagasCmd(ctx, rest, getenv, stdout, stderr)
 	case "parked":
 		return parkedCmd(ctx, rest, getenv, stdout, stderr)
+	case "card-keys":
+		return cardKeysCmd(rest, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -30,6 +30,7 @@ func startOrderService(t *testing.T) (url, broker string) {
 		"MIGRATE":       "false",
 		"ADMIN_TOKEN":   "ops:" + cliToken,
 	}
+	env["CARD_KEYS"], _ = testenv.CardKeys(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- order.Run(ctx, func(k string) string { return env[k] }, io.Discard) }()

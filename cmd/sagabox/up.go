@@ -123,9 +123,15 @@ func up(ctx context.Context, args []string, getenv func(string) string, stdout, 
 	if err != nil {
 		return err
 	}
+	cardEnv, cardKeysFrom, err := cardKeysEnv(cfg.dataDir, getenv)
+	if err != nil {
+		return err
+	}
 
 	sup := supervisor.New(supervisor.Config{
 		Binary: exe, Output: stdout, Logger: log, RunDir: filepath.Join(cfg.dataDir, "run"),
+		// The card keys go to the order and payment services only.
+		Env: withoutCardKeys(os.Environ()),
 	})
 	defer sup.Stop() // most recently started first: services, relay, broker
 	var profiles strings.Builder
@@ -182,6 +188,9 @@ func up(ctx context.Context, args []string, getenv func(string) string, stdout, 
 			name := fmt.Sprintf("%s-%d", svc.Name, k)
 			env := append(slices.Clone(common), "HTTP_ADDR="+addr, "DATABASE_URL="+dbURLs[svc.Database],
 				"MIGRATE=false", "ADMIN_TOKEN="+adminToken, "SERVICE_INSTANCE="+name)
+			if svc.CardKeys {
+				env = append(env, cardEnv...)
+			}
 			if err := start(supervisor.Spec{Name: name, Args: []string{svc.Name}, Env: env}); err != nil {
 				return err
 			}
@@ -219,12 +228,13 @@ sagabox is up (Ctrl-C stops it; data in %s; one process per component, restarted
   kafka             %s
   jaeger            %s
   admin token       %s
+  card keys         %s (order and payment services only)
   metrics           GET /metrics of every service and the console; relay %s, broker %s
 %s
   curl -XPOST localhost:8080/orders -H 'Content-Type: application/json' -d @requests/place-order.json
   curl -H "Authorization: Bearer $ADMIN_TOKEN" localhost:8080/admin/sagas
 
-`, cfg.dataDir, baseURL(cfg.console), banner.String(), cfg.pgPort, brokerAddr, jaegerMsg, tokenHint,
+`, cfg.dataDir, baseURL(cfg.console), banner.String(), cfg.pgPort, brokerAddr, jaegerMsg, tokenHint, cardKeysFrom,
 		baseURL(cfg.relayMetrics)+"/metrics", baseURL(cfg.brokerMetrics)+"/metrics", profiles.String())
 	<-ctx.Done()
 	log.Info("shutting down")

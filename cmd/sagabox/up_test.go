@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/sagabox/sagabox/internal/pgcluster"
 	"github.com/sagabox/sagabox/internal/supervisor"
 	"github.com/sagabox/sagabox/internal/testenv"
@@ -50,6 +52,7 @@ func freePort(t *testing.T) string {
 
 // upRun is a running `sagabox up`.
 type upRun struct {
+	dataDir                  string
 	order, customer, payment string // service URLs
 	console                  string // the console's URL
 	relayMetrics             string // the relay's and the broker's /metrics URLs
@@ -109,7 +112,7 @@ func startUpEnv(t *testing.T, dataDir string, env map[string]string, args ...str
 	if len(done) > 0 {
 		t.Fatalf("sagabox up failed: %v\n%s", <-done, stderr.String())
 	}
-	return &upRun{order: "http://" + order, customer: "http://" + customer, payment: "http://" + payment,
+	return &upRun{dataDir: dataDir, order: "http://" + order, customer: "http://" + customer, payment: "http://" + payment,
 		console: "http://" + console, relayMetrics: "http://" + relayMetrics + "/metrics",
 		brokerMetrics: "http://" + brokerMetrics + "/metrics", runDir: filepath.Join(dataDir, "run"),
 		stdout: &stdout, stderr: &stderr, stop: stop}
@@ -207,8 +210,24 @@ func TestUpSupervisesOneProcessPerComponent(t *testing.T) {
 	dataDir := filepath.Join(t.TempDir(), "data")
 	u := startUpRun(t, dataDir, "-instances", "payment=2")
 	for _, name := range []string{"broker", "relay", "order-1", "customer-1", "payment-1", "payment-2"} {
-		if pid, err := supervisor.ReadPid(u.runDir, name); err != nil || pid <= 0 {
+		pid, err := supervisor.ReadPid(u.runDir, name)
+		if err != nil || pid <= 0 {
 			t.Fatalf("component %s has no pid file: %v", name, err)
+		}
+		// The card keys reach the order and payment services only.
+		environ, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := strings.HasPrefix(name, "order-") || strings.HasPrefix(name, "payment-")
+		var cardVars []string
+		for kv := range strings.SplitSeq(string(environ), "\x00") {
+			if strings.HasPrefix(kv, "CARD_KEYS") {
+				cardVars = append(cardVars, kv)
+			}
+		}
+		if wantVars := []string{"CARD_KEYS_FILE=" + filepath.Join(u.dataDir, "card-keys")}; want != cmp.Equal(cardVars, wantVars) || !want && len(cardVars) > 0 {
+			t.Errorf("%s was given %v; want %v only for order and payment instances", name, cardVars, wantVars)
 		}
 	}
 	placeAndSettle(t, u.order, 30*time.Second)

@@ -1,7 +1,9 @@
 // Package chaos_test kills the components of a running local system for
 // real — SIGKILL of service instances, the relay, the broker and the whole
 // `sagabox up`, immediate-mode stops of Postgres — while orders are placed,
-// and then checks that every saga ended and the money is right.
+// and then checks that every saga ended and the money is right. It also
+// scans such a system, every database, topic, log line and file, for card
+// numbers in clear (cardscan_test.go).
 //
 // It builds the sagabox binary once (without the race detector: the system
 // under test runs as it would for a user) and runs `sagabox up` as a child

@@ -162,21 +162,15 @@ func OpenDB(ctx context.Context, c Config, fsys fs.FS, tp trace.TracerProvider, 
 	return pool, nil
 }
 
-// Serve runs an HTTP server on c.HTTPAddr until ctx ends, then shuts it down
-// gracefully within 10s.
+// Serve runs an HTTP server with DefaultHTTPLimits on c.HTTPAddr until ctx
+// ends, then shuts it down gracefully within 10s.
 func Serve(ctx context.Context, c Config, h http.Handler, log *slog.Logger) error {
 	ln, err := net.Listen("tcp", c.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", c.HTTPAddr, err)
 	}
-	srv := &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       15 * time.Second,
-		WriteTimeout:      15 * time.Second,
-		IdleTimeout:       60 * time.Second,
-		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
-	}
+	srv := NewHTTPServer(h, DefaultHTTPLimits())
+	srv.BaseContext = func(net.Listener) context.Context { return context.WithoutCancel(ctx) }
 	log.InfoContext(ctx, "http server listening", "addr", ln.Addr().String())
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

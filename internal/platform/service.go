@@ -67,6 +67,10 @@ type Parts struct {
 	// ends (e.g. the order service's deadline sweeper); one returning an
 	// error stops the service.
 	Tasks []func(ctx context.Context) error
+	// Setup, when set, runs once before the consumer, the tasks and the
+	// HTTP server start (e.g. the order service sealing card numbers an
+	// older version stored in clear); an error stops the service.
+	Setup func(ctx context.Context) error
 }
 
 // Run builds config → logger → tracing → database → Kafka → app → servers,
@@ -115,6 +119,11 @@ func (s Service) Run(ctx context.Context, getenv func(string) string, stdout io.
 	parts, err := s.Build(Deps{Config: cfg, Pool: pool, Log: log, Health: health, Metrics: reg})
 	if err != nil {
 		return fmt.Errorf("build %s: %w", cfg.Name, err)
+	}
+	if parts.Setup != nil {
+		if err := parts.Setup(ctx); err != nil {
+			return fmt.Errorf("set up %s: %w", cfg.Name, err)
+		}
 	}
 	messages, err := consumer.New(consumer.Config{
 		Group: cfg.Name, Topics: s.Topics, Pool: pool, Handler: parts.Handler,

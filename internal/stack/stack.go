@@ -34,13 +34,16 @@ type ServiceSpec struct {
 	Database   string // the database name its connector files use
 	Service    func() platform.Service
 	Migrations fs.FS
+	// CardKeys: the service seals or opens card numbers, and only such a
+	// service is given the card keys (CARD_KEYS, CARD_KEYS_FILE).
+	CardKeys bool
 }
 
 // Services are the three services of the system.
 var Services = []ServiceSpec{
-	{Name: "order", Database: "orderdb", Service: order.Service, Migrations: migrations.Order()},
+	{Name: "order", Database: "orderdb", Service: order.Service, Migrations: migrations.Order(), CardKeys: true},
 	{Name: "customer", Database: "customerdb", Service: customer.Service, Migrations: migrations.Customer()},
-	{Name: "payment", Database: "paymentdb", Service: payment.Service, Migrations: migrations.Payment()},
+	{Name: "payment", Database: "paymentdb", Service: payment.Service, Migrations: migrations.Payment(), CardKeys: true},
 }
 
 // Config describes where the stack runs.
@@ -59,8 +62,13 @@ type Config struct {
 	// a Postgres server; tests share one).
 	SlotSuffix string
 	// Env is consulted for service environment variables (OTEL_*, ...)
-	// before the stack's own values. Nil means none.
+	// before the stack's own values. Nil means none. The card key variables
+	// are never taken from it: see CardKeys.
 	Env func(string) string
+	// CardKeys is the card key ring (CARD_KEYS) given to the services that
+	// seal or open card numbers, and to no other. SetCardKeys changes it
+	// for the services started later.
+	CardKeys string
 	// Stdout receives the services' JSON logs.
 	Stdout io.Writer
 	// Logger is the stack's own logger.
@@ -80,6 +88,7 @@ type Stack struct {
 	wg       sync.WaitGroup
 	mu       sync.Mutex
 	services map[string]*running
+	cardKeys string
 	relays   *relay.Supervisor // nil until started
 	relayTP  trace.TracerProvider
 	stopTP   func(context.Context) error
@@ -113,7 +122,7 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 		return nil, err
 	}
 	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	s := &Stack{cfg: cfg, log: cfg.Logger, ctx: sctx, cancel: cancel, services: map[string]*running{}}
+	s := &Stack{cfg: cfg, log: cfg.Logger, ctx: sctx, cancel: cancel, services: map[string]*running{}, cardKeys: cfg.CardKeys}
 	if cfg.TracerProvider != nil {
 		s.relayTP, s.stopTP = cfg.TracerProvider("relay"), func(context.Context) error { return nil }
 	} else if s.relayTP, s.stopTP, err = platform.NewTracerProvider(ctx, cfg.Env, "outbox-relay"); err != nil {
@@ -194,7 +203,13 @@ func (s *Stack) StartService(name string) error {
 		// need the outbox tables before any service writes).
 		"MIGRATE": "false",
 	}
+	if spec.CardKeys {
+		env[platform.CardKeysEnv] = s.cardKeys
+	}
 	getenv := func(k string) string {
+		if k == platform.CardKeysEnv || k == platform.CardKeysFileEnv {
+			return env[k]
+		}
 		if v := s.cfg.Env(k); v != "" {
 			return v
 		}
@@ -215,6 +230,14 @@ func (s *Stack) StartService(name string) error {
 		r.done <- err
 	}()
 	return nil
+}
+
+// SetCardKeys sets the card key ring of the services started from now on
+// (a rotation: restart the services that open, then those that seal).
+func (s *Stack) SetCardKeys(keys string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.cardKeys = keys
 }
 
 // StopService stops service name and waits until it has shut down.

@@ -39,7 +39,7 @@ func (w *worker) applyBatch(recs []*kgo.Record) error {
 	c := w.c
 	msgs := make([]Message, len(recs))
 	for i, r := range recs {
-		m, err := decode(r)
+		m, err := decode(r, c.cfg.MaxRecordBytes)
 		if err != nil {
 			return err
 		}

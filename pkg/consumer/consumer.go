@@ -67,6 +67,9 @@ type Config struct {
 	// MaxAttempts is how many times a message failing with an unclassified
 	// error is tried before it is parked (default 20).
 	MaxAttempts int
+	// MaxRecordBytes bounds a record (key, value and headers together); a
+	// larger one is parked unread (default DefaultMaxRecordBytes).
+	MaxRecordBytes int
 	// MaxPollRecords bounds the records taken from the client at once
 	// (default 1000).
 	MaxPollRecords int
@@ -100,6 +103,9 @@ func (c *Config) defaults() {
 	}
 	if c.MaxAttempts == 0 {
 		c.MaxAttempts = 20
+	}
+	if c.MaxRecordBytes == 0 {
+		c.MaxRecordBytes = DefaultMaxRecordBytes
 	}
 	if c.MaxPollRecords == 0 {
 		c.MaxPollRecords = 1000
@@ -181,6 +187,10 @@ func (c *Consumer) Opts() []kgo.Opt {
 		kgo.OnPartitionsLost(c.lostPartitions),
 		kgo.OnOffsetsFetched(c.offsetsFetched),
 		kgo.AdjustFetchOffsetsFn(c.adjustOffsets),
+		// The fetch limits (limits.go).
+		kgo.FetchMaxPartitionBytes(FetchMaxPartitionBytes),
+		kgo.FetchMaxBytes(FetchMaxBytes),
+		kgo.BrokerMaxReadBytes(BrokerMaxReadBytes),
 	}
 }
 

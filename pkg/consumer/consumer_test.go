@@ -211,6 +211,14 @@ func TestJournalIsPerConsumer(t *testing.T) {
 	}
 }
 
+// badRecords are records a consumer parks (no id header, an id that is not
+// a UUID, a handler's permanent error, a handler failing forever) and one
+// good one, in that order.
+func badRecords() []*kgo.Record {
+	return []*kgo.Record{rec("", "no id"), rec("not-a-uuid", "bad id"), rec(uuid.NewString(), "poison"),
+		rec(uuid.NewString(), "flaky-forever"), rec(uuid.NewString(), "good")}
+}
+
 func TestBadMessagesAreParkedNotDropped(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
@@ -223,8 +231,7 @@ func TestBadMessagesAreParkedNotDropped(t *testing.T) {
 		}
 		return f.recording(ctx, tx, m)
 	}})
-	f.produce(rec("", "no id"), rec("not-a-uuid", "bad id"), rec(uuid.NewString(), "poison"),
-		rec(uuid.NewString(), "flaky-forever"), rec(uuid.NewString(), "good"))
+	f.produce(badRecords()...)
 	testenv.Eventually(t, 20*time.Second, func() bool { return len(f.values()) == 1 && f.committed(group) == 5 },
 		"good message not applied after the bad ones")
 	parked := f.parked()

@@ -74,8 +74,10 @@ func Permanent(err error) error {
 }
 
 // decode reads the headers the relay sets. A record without a valid "id"
-// header cannot be deduplicated and is refused.
-func decode(r *kgo.Record) (Message, error) {
+// header cannot be deduplicated and is refused; so is a record larger than
+// maxBytes, whose value no handler gets to read (its headers are kept, so
+// that it can be parked and replayed).
+func decode(r *kgo.Record, maxBytes int) (Message, error) {
 	m := Message{
 		Topic: r.Topic, Partition: r.Partition, Offset: r.Offset,
 		Key: string(r.Key), Value: r.Value,
@@ -94,7 +96,7 @@ func decode(r *kgo.Record) (Message, error) {
 		return m, fmt.Errorf(`record header "id" %q is not a UUID: %w`, raw, err)
 	}
 	m.ID = id
-	return m, nil
+	return m, checkSize(r, maxBytes)
 }
 
 // Infrastructure reports a failure of the infrastructure rather than of the

@@ -111,7 +111,7 @@ func (w *worker) run() {
 // parked. It returns false only when the worker was cancelled first.
 func (w *worker) process(r *kgo.Record) bool {
 	c := w.c
-	m, decodeErr := decode(r)
+	m, decodeErr := decode(r, c.cfg.MaxRecordBytes)
 	ctx, span := c.startSpan(w.ctx, r, m)
 	defer span.End()
 	log := c.log.With("topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "event_id", m.ID, "event_type", m.EventType)

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"regexp/syntax"
 	"strconv"
 	"strings"
+	"unicode"
 )
 
 // config reads a flat Kafka Connect configuration map the way Debezium and
@@ -180,7 +182,8 @@ var javaNamedGroup = regexp.MustCompile(`\(\?<([A-Za-z][A-Za-z0-9]*)>`)
 
 // compileJavaRegex compiles a java.util.regex pattern with Go's engine: named
 // groups are rewritten to Go's syntax; constructs Go lacks (lookaround,
-// backreferences, possessive quantifiers) fail to compile and are reported.
+// backreferences, possessive quantifiers) fail to compile and are reported;
+// "." matches what Java's does (see javaDots).
 func compileJavaRegex(s string, caseInsensitive, whole bool) (*regexp.Regexp, error) {
 	g := javaNamedGroup.ReplaceAllString(s, `(?P<$1>`)
 	if whole {
@@ -189,7 +192,26 @@ func compileJavaRegex(s string, caseInsensitive, whole bool) (*regexp.Regexp, er
 	if caseInsensitive {
 		g = `(?i)` + g
 	}
-	return regexp.Compile(g)
+	re, err := syntax.Parse(g, syntax.Perl)
+	if err != nil {
+		return nil, err
+	}
+	javaDots(re)
+	return regexp.Compile(re.String())
+}
+
+// javaDots makes every "." of re (outside (?s)) Java's: any character but
+// a line terminator — \n, \r, U+0085, U+2028 or U+2029 — where Go's
+// excludes only \n. (Found by FuzzRouteOutboxRow: an aggregatetype with a
+// \r was routed, which Debezium leaves on the unrouted topic.)
+func javaDots(re *syntax.Regexp) {
+	if re.Op == syntax.OpAnyCharNotNL {
+		re.Op = syntax.OpCharClass
+		re.Rune = []rune{0, '\n' - 1, '\n' + 1, '\r' - 1, '\r' + 1, 0x84, 0x86, 0x2027, 0x202A, unicode.MaxRune}
+	}
+	for _, sub := range re.Sub {
+		javaDots(sub)
+	}
 }
 
 // javaReplacementToGo rewrites a java.util.regex.Matcher replacement

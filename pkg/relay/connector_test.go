@@ -64,34 +64,39 @@ func TestLoadConnectors(t *testing.T) {
 	}
 }
 
+// badConnectorOptions are options on top of connectorWith's valid
+// configuration that make a connector file fail to load, with what the
+// error says.
+var badConnectorOptions = map[string]struct {
+	opts map[string]string
+	want string
+}{
+	"unsupported transform": {
+		opts: map[string]string{"transforms.outbox.type": "org.apache.kafka.connect.transforms.RegexRouter"},
+		want: `key transforms.outbox.type: unsupported transform "org.apache.kafka.connect.transforms.RegexRouter"`,
+	},
+	"two transforms":        {opts: map[string]string{"transforms": "outbox,route"}, want: "key transforms: want exactly one transform"},
+	"no transform":          {opts: map[string]string{"transforms": ""}, want: "key transforms: want exactly one transform"},
+	"bad placement":         {opts: map[string]string{"transforms.outbox.table.fields.additional.placement": "type"}, want: `placement "type": want column:placement[:alias]`},
+	"unknown placement":     {opts: map[string]string{"transforms.outbox.table.fields.additional.placement": "type:body"}, want: `unknown placement "body"`},
+	"bad regex":             {opts: map[string]string{"transforms.outbox.route.topic.regex": "(unclosed"}, want: "key transforms.outbox.route.topic.regex:"},
+	"bad tombstone flag":    {opts: map[string]string{"transforms.outbox.route.tombstone.on.empty.payload": "maybe"}, want: `key transforms.outbox.route.tombstone.on.empty.payload: invalid boolean "maybe"`},
+	"bad invalid behaviour": {opts: map[string]string{"transforms.outbox.table.op.invalid.behavior": "ignore"}, want: `key transforms.outbox.table.op.invalid.behavior: unsupported value "ignore"`},
+	"missing dbname":        {opts: map[string]string{"database.dbname": ""}, want: "key database.dbname: missing"},
+	"bad port":              {opts: map[string]string{"database.port": "x"}, want: `key database.port: invalid integer "x"`},
+	"bad table regex":       {opts: map[string]string{"table.include.list": "public.(x"}, want: `key table.include.list: entry "public.(x"`},
+	"other plugin":          {opts: map[string]string{"plugin.name": "decoderbufs"}, want: `key plugin.name: not supported by the relay`},
+	"no converter":          {opts: map[string]string{"key.converter": ""}, want: "key key.converter: missing"},
+	"json with schemas":     {opts: map[string]string{"value.converter": relay.JSONConverter}, want: "key value.converter.schemas.enable: must be false"},
+	"avro":                  {opts: map[string]string{"value.converter": "io.confluent.connect.avro.AvroConverter"}, want: `unsupported "io.confluent.connect.avro.AvroConverter"`},
+	"unknown snapshot mode": {opts: map[string]string{"snapshot.mode": "initial_only"}, want: `key snapshot.mode: unsupported value "initial_only"`},
+	"column filter":         {opts: map[string]string{"column.exclude.list": "public.outboxevent.created_at"}, want: "key column.exclude.list: not supported"},
+	"unwrap add.fields":     {opts: map[string]string{"transforms.outbox.type": relay.TransformExtractNewRecordState, "transforms.outbox.add.fields": "op"}, want: "key transforms.outbox.add.fields: not supported"},
+}
+
 func TestLoadConnectorErrors(t *testing.T) {
 	t.Parallel()
-	for name, tc := range map[string]struct {
-		opts map[string]string
-		want string
-	}{
-		"unsupported transform": {
-			opts: map[string]string{"transforms.outbox.type": "org.apache.kafka.connect.transforms.RegexRouter"},
-			want: `key transforms.outbox.type: unsupported transform "org.apache.kafka.connect.transforms.RegexRouter"`,
-		},
-		"two transforms":        {opts: map[string]string{"transforms": "outbox,route"}, want: "key transforms: want exactly one transform"},
-		"no transform":          {opts: map[string]string{"transforms": ""}, want: "key transforms: want exactly one transform"},
-		"bad placement":         {opts: map[string]string{"transforms.outbox.table.fields.additional.placement": "type"}, want: `placement "type": want column:placement[:alias]`},
-		"unknown placement":     {opts: map[string]string{"transforms.outbox.table.fields.additional.placement": "type:body"}, want: `unknown placement "body"`},
-		"bad regex":             {opts: map[string]string{"transforms.outbox.route.topic.regex": "(unclosed"}, want: "key transforms.outbox.route.topic.regex:"},
-		"bad tombstone flag":    {opts: map[string]string{"transforms.outbox.route.tombstone.on.empty.payload": "maybe"}, want: `key transforms.outbox.route.tombstone.on.empty.payload: invalid boolean "maybe"`},
-		"bad invalid behaviour": {opts: map[string]string{"transforms.outbox.table.op.invalid.behavior": "ignore"}, want: `key transforms.outbox.table.op.invalid.behavior: unsupported value "ignore"`},
-		"missing dbname":        {opts: map[string]string{"database.dbname": ""}, want: "key database.dbname: missing"},
-		"bad port":              {opts: map[string]string{"database.port": "x"}, want: `key database.port: invalid integer "x"`},
-		"bad table regex":       {opts: map[string]string{"table.include.list": "public.(x"}, want: `key table.include.list: entry "public.(x"`},
-		"other plugin":          {opts: map[string]string{"plugin.name": "decoderbufs"}, want: `key plugin.name: not supported by the relay`},
-		"no converter":          {opts: map[string]string{"key.converter": ""}, want: "key key.converter: missing"},
-		"json with schemas":     {opts: map[string]string{"value.converter": relay.JSONConverter}, want: "key value.converter.schemas.enable: must be false"},
-		"avro":                  {opts: map[string]string{"value.converter": "io.confluent.connect.avro.AvroConverter"}, want: `unsupported "io.confluent.connect.avro.AvroConverter"`},
-		"unknown snapshot mode": {opts: map[string]string{"snapshot.mode": "initial_only"}, want: `key snapshot.mode: unsupported value "initial_only"`},
-		"column filter":         {opts: map[string]string{"column.exclude.list": "public.outboxevent.created_at"}, want: "key column.exclude.list: not supported"},
-		"unwrap add.fields":     {opts: map[string]string{"transforms.outbox.type": relay.TransformExtractNewRecordState, "transforms.outbox.add.fields": "op"}, want: "key transforms.outbox.add.fields: not supported"},
-	} {
+	for name, tc := range badConnectorOptions {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			_, path, err := connectorWith(t, tc.opts)

@@ -103,6 +103,16 @@ func TestRouteOutboxConnectors(t *testing.T) {
 // minimal valid EventRouter configuration ("" deletes a key) and loads it.
 func connectorWith(t *testing.T, extra map[string]string) (relay.Connector, string, error) {
 	t.Helper()
+	path := filepath.Join(t.TempDir(), "test-connector.json")
+	if err := os.WriteFile(path, connectorJSON(extra), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := relay.LoadConnector(path)
+	return c, path, err
+}
+
+// connectorJSON is the connector file of connectorWith.
+func connectorJSON(extra map[string]string) []byte {
 	cfg := map[string]string{
 		"database.hostname":        "db",
 		"database.user":            "u",
@@ -122,16 +132,8 @@ func connectorWith(t *testing.T, extra map[string]string) (relay.Connector, stri
 			cfg[k] = v
 		}
 	}
-	raw, err := json.Marshal(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "test-connector.json")
-	if err := os.WriteFile(path, raw, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	c, err := relay.LoadConnector(path)
-	return c, path, err
+	raw, _ := json.Marshal(cfg) // cannot fail: a map of strings
+	return raw
 }
 
 func TestRouteEventRouterOptions(t *testing.T) {

@@ -3,6 +3,7 @@ package saga
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"maps"
 	"slices"
 	"testing"
@@ -453,54 +454,19 @@ func TestEveryPathKeepsTheInvariants(t *testing.T) {
 		return evs
 	}
 	terminal := map[Status]int{}
-	// undo holds the steps that succeeded or were abandoned on the path:
-	// an aborted saga must compensate each; abandoned the abandoned ones.
 	var walk func(s State, acts []Action, clock time.Time, path []string, undo, abandoned map[string]bool)
 	walk = func(s State, acts []Action, clock time.Time, path []string, undo, abandoned map[string]bool) {
 		if len(path) > 40 {
 			t.Fatalf("saga did not terminate: %v → %+v", path, s)
 		}
+		if err := checkInvariants(s, acts, clock, undo, abandoned); err != nil {
+			t.Fatalf("%v: %v", path, err)
+		}
 		if s.Status.Done() {
 			terminal[s.Status]++
-			if len(acts) != 0 || s.Attempt != 0 || !s.Deadline.IsZero() {
-				t.Errorf("%v: finished saga still sends %v, attempt %d, deadline %v", path, acts, s.Attempt, s.Deadline)
-			}
-			for _, st := range def.Steps {
-				ss := s.StepStatus[st.Name]
-				switch {
-				case s.Status == StatusSucceeded && ss != StepSucceeded,
-					s.Status == StatusAborted && ss != "" && ss != StepFailed && ss != StepCompensated,
-					s.Status == StatusAborted && undo[st.Name] && ss != StepCompensated:
-					t.Errorf("%v: %s saga has step %s %q: %+v", path, s.Status, st.Name, ss, s.StepStatus)
-				}
-			}
 			return
 		}
-		// Exactly one step waits, for exactly the one message just sent,
-		// until the deadline its policy gives the attempt.
-		if len(acts) != 1 {
-			t.Fatalf("%v: running saga must send exactly one message, sends %v in %+v", path, acts, s)
-		}
 		a := acts[0]
-		wantStep, wantSaga := StepStarted, StatusStarted
-		if a.Compensate {
-			wantStep, wantSaga = StepCompensating, StatusAborting
-		}
-		idx, _ := def.step(a.Step)
-		if s.CurrentStep != a.Step || s.StepStatus[a.Step] != wantStep || s.Status != wantSaga {
-			t.Fatalf("%v: sends %+v but the saga is %s at %s %s", path, a, s.Status, s.CurrentStep, s.StepStatus[s.CurrentStep])
-		}
-		if want := def.Steps[idx].Deadline.at(clock, s.Attempt); !s.Deadline.Equal(want) {
-			t.Errorf("%v: deadline %v for attempt %d sent at %v, want %v", path, s.Deadline, s.Attempt, clock, want)
-		}
-		// An abandoned step is compensated only after every succeeded one.
-		if a.Compensate && abandoned[a.Step] {
-			for name, ss := range s.StepStatus {
-				if ss == StepSucceeded {
-					t.Errorf("%v: abandoned step %s compensated before succeeded step %s", path, a.Step, name)
-				}
-			}
-		}
 		for _, ev := range events(s, a, clock) {
 			n, na, err := ev.f(s, ev.at)
 			switch {
@@ -509,19 +475,10 @@ func TestEveryPathKeepsTheInvariants(t *testing.T) {
 			case err != nil:
 				t.Fatalf("%v: %s: %v", path, ev.name, err)
 			}
-			if (n.Status != s.Status) != !n.StatusSince.Equal(s.StatusSince) || (n.Status != s.Status && !n.StatusSince.Equal(ev.at)) {
-				t.Errorf("%v %s: status %s → %s but status since %v → %v", path, ev.name, s.Status, n.Status, s.StatusSince, n.StatusSince)
+			if err := checkStatusSince(s, n, ev.at); err != nil {
+				t.Errorf("%v %s: %v", path, ev.name, err)
 			}
-			nu, na2 := maps.Clone(undo), maps.Clone(abandoned)
-			for name, ss := range n.StepStatus {
-				was := s.StepStatus[name]
-				if ss == StepSucceeded {
-					nu[name] = true
-				}
-				if was == StepStarted && (ss == StepAbandoned || ss == StepCompensating || ss == StepCompensated) {
-					nu[name], na2[name] = true, true
-				}
-			}
+			nu, na2 := track(s, n, undo, abandoned)
 			walk(n, na, ev.at, append(slices.Clone(path), ev.name+"@"+a.Step), nu, na2)
 		}
 	}
@@ -531,6 +488,81 @@ func TestEveryPathKeepsTheInvariants(t *testing.T) {
 		t.Errorf("terminal paths: %v", terminal)
 	}
 	t.Logf("terminal paths: %v", terminal)
+}
+
+// checkInvariants reports what is wrong with state s of def, reached at
+// clock by a transition that sent acts, given the steps that succeeded or
+// were abandoned on its path (undo) and the abandoned ones. An ended saga
+// sends nothing and waits for nothing; a SUCCEEDED one has every step
+// SUCCEEDED; an ABORTED one has only FAILED and COMPENSATED steps, and
+// every step that took effect (or may have: abandoned) COMPENSATED — the
+// money is back. A running saga waits for exactly the one message it just
+// sent, until the deadline its step's policy gives the attempt; an
+// abandoned step is compensated only after every succeeded one.
+func checkInvariants(s State, acts []Action, clock time.Time, undo, abandoned map[string]bool) error {
+	if s.Status.Done() {
+		if len(acts) != 0 || s.Attempt != 0 || !s.Deadline.IsZero() {
+			return fmt.Errorf("finished saga still sends %v, attempt %d, deadline %v", acts, s.Attempt, s.Deadline)
+		}
+		for _, st := range def.Steps {
+			ss := s.StepStatus[st.Name]
+			switch {
+			case s.Status == StatusSucceeded && ss != StepSucceeded,
+				s.Status == StatusAborted && ss != "" && ss != StepFailed && ss != StepCompensated,
+				s.Status == StatusAborted && undo[st.Name] && ss != StepCompensated:
+				return fmt.Errorf("%s saga has step %s %q: %+v", s.Status, st.Name, ss, s.StepStatus)
+			}
+		}
+		return nil
+	}
+	if len(acts) != 1 {
+		return fmt.Errorf("running saga must send exactly one message, sends %v in %+v", acts, s)
+	}
+	a := acts[0]
+	wantStep, wantSaga := StepStarted, StatusStarted
+	if a.Compensate {
+		wantStep, wantSaga = StepCompensating, StatusAborting
+	}
+	idx, _ := def.step(a.Step)
+	if s.CurrentStep != a.Step || s.StepStatus[a.Step] != wantStep || s.Status != wantSaga {
+		return fmt.Errorf("sends %+v but the saga is %s at %s %s", a, s.Status, s.CurrentStep, s.StepStatus[s.CurrentStep])
+	}
+	if want := def.Steps[idx].Deadline.at(clock, s.Attempt); !s.Deadline.Equal(want) {
+		return fmt.Errorf("deadline %v for attempt %d sent at %v, want %v", s.Deadline, s.Attempt, clock, want)
+	}
+	if a.Compensate && abandoned[a.Step] {
+		for name, ss := range s.StepStatus {
+			if ss == StepSucceeded {
+				return fmt.Errorf("abandoned step %s compensated before succeeded step %s", a.Step, name)
+			}
+		}
+	}
+	return nil
+}
+
+// checkStatusSince reports a transition prev → next at at whose
+// StatusSince does not say when the saga entered its status.
+func checkStatusSince(prev, next State, at time.Time) error {
+	if (next.Status != prev.Status) != !next.StatusSince.Equal(prev.StatusSince) || (next.Status != prev.Status && !next.StatusSince.Equal(at)) {
+		return fmt.Errorf("status %s → %s but status since %v → %v", prev.Status, next.Status, prev.StatusSince, next.StatusSince)
+	}
+	return nil
+}
+
+// track returns undo and abandoned (see checkInvariants) after the
+// transition prev → next.
+func track(prev, next State, undo, abandoned map[string]bool) (map[string]bool, map[string]bool) {
+	nu, na := maps.Clone(undo), maps.Clone(abandoned)
+	for name, ss := range next.StepStatus {
+		was := prev.StepStatus[name]
+		if ss == StepSucceeded {
+			nu[name] = true
+		}
+		if was == StepStarted && (ss == StepAbandoned || ss == StepCompensating || ss == StepCompensated) {
+			nu[name], na[name] = true, true
+		}
+	}
+	return nu, na
 }
 
 func TestValidate(t *testing.T) {

@@ -5,6 +5,7 @@ package order
 
 import (
 	"context"
+	"errors"
 	"io"
 
 	"github.com/sagabox/sagabox/internal/metrics"
@@ -31,11 +32,13 @@ func Service() platform.Service {
 		Defaults:   Defaults,
 		Migrations: migrations.Order(),
 		Topics:     app.ReplyTopics(),
-		// Settings reads the saga settings before Build uses them.
+		// Settings reads the saga settings and the card keys before Build
+		// uses them.
 		Settings: func(getenv func(string) string) error {
-			var err error
+			var err, keysErr error
 			settings, err = app.LoadSettings(getenv)
-			return err
+			settings.CardKeys, keysErr = platform.LoadCardKeys(getenv)
+			return errors.Join(err, keysErr)
 		},
 		Build: func(d platform.Deps) (platform.Parts, error) {
 			a, err := app.New(d.Pool, d.Log, settings, metrics.NewSagas(d.Metrics).Observe)
@@ -49,6 +52,13 @@ func Service() platform.Service {
 				Retryable: saga.IsRetryable,
 				Routes:    httpapi.Routes(a, d.Health, d.Log, d.Config.AdminTokens),
 				Tasks:     []func(context.Context) error{a.RunSweeper},
+				// Card numbers an older version stored in clear are sealed
+				// before any saga moves on.
+				Setup: func(ctx context.Context) error {
+					d.Log.InfoContext(ctx, "card keys loaded; the first seals", "card_keys", settings.CardKeys) // ids only
+					_, err := a.SealLegacyCards(ctx)
+					return err
+				},
 			}, nil
 		},
 	}

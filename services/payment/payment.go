@@ -8,6 +8,7 @@ import (
 
 	"github.com/sagabox/sagabox/internal/platform"
 	"github.com/sagabox/sagabox/migrations"
+	"github.com/sagabox/sagabox/pkg/card"
 	"github.com/sagabox/sagabox/services/payment/internal/app"
 	"github.com/sagabox/sagabox/services/payment/internal/httpapi"
 )
@@ -20,16 +21,28 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	return Service().Run(ctx, getenv, stdout)
 }
 
-// Service describes the payment service for platform.Service.Run.
+// Service describes the payment service for platform.Service.Run. It is
+// the one service that opens sealed card numbers (CARD_KEYS,
+// CARD_KEYS_FILE).
 func Service() platform.Service {
+	var keys card.Keys
 	return platform.Service{
 		Defaults:   Defaults,
 		Migrations: migrations.Payment(),
 		Topics:     []string{app.RequestTopic},
+		Settings: func(getenv func(string) string) error {
+			var err error
+			keys, err = platform.LoadCardKeys(getenv)
+			return err
+		},
 		Build: func(d platform.Deps) (platform.Parts, error) {
 			return platform.Parts{
-				Handler: app.New(d.Log).OnPaymentRequest,
-				Routes:  httpapi.Routes(d.Pool, d.Health, d.Log),
+				Handler: app.New(d.Log, keys).OnPaymentRequest,
+				Setup: func(ctx context.Context) error {
+					d.Log.InfoContext(ctx, "card keys loaded", "card_keys", keys) // ids only
+					return nil
+				},
+				Routes: httpapi.Routes(d.Pool, d.Health, d.Log),
 			}, nil
 		},
 	}

@@ -58,12 +58,8 @@ func New(log *slog.Logger) *App { return &App{log: log} }
 //   - REQUEST after a CANCEL (RELEASED or CANCELLED): refused, reply
 //     REJECTED, nothing taken.
 func (a *App) OnCreditRequest(ctx context.Context, tx pgx.Tx, m consumer.Message) error {
-	sagaID, err := m.SagaID()
+	sagaID, req, err := decode(m)
 	if err != nil {
-		return err
-	}
-	var req creditRequest
-	if err := m.Decode(&req); err != nil {
 		return err
 	}
 	log := a.log.With("saga_id", sagaID, "order_id", req.OrderID, "event_id", m.ID)
@@ -71,17 +67,33 @@ func (a *App) OnCreditRequest(ctx context.Context, tx pgx.Tx, m consumer.Message
 	switch req.Type {
 	case "REQUEST":
 		status, err = a.approve(ctx, tx, log, sagaID, req)
-	case "CANCEL":
+	default: // CANCEL
 		err = a.cancel(ctx, tx, log, sagaID, req)
 		status = StatusCancelled
-	default:
-		return consumer.Permanent(fmt.Errorf("unknown credit request type %q", req.Type))
 	}
 	if err != nil {
 		return err
 	}
 	log.DebugContext(ctx, "credit request answered", "type", req.Type, "status", status)
 	return outbox.Write(ctx, tx, saga.Reply("credit-approval", "CreditUpdated", sagaID, status))
+}
+
+// decode reads m: the saga id (key) and the fields this service needs of
+// the body, whose type must be REQUEST or CANCEL. Every error is permanent:
+// the message can never be applied.
+func decode(m consumer.Message) (uuid.UUID, creditRequest, error) {
+	sagaID, err := m.SagaID()
+	if err != nil {
+		return uuid.Nil, creditRequest{}, err
+	}
+	var req creditRequest
+	if err := m.Decode(&req); err != nil {
+		return uuid.Nil, creditRequest{}, err
+	}
+	if req.Type != "REQUEST" && req.Type != "CANCEL" {
+		return uuid.Nil, creditRequest{}, consumer.Permanent(fmt.Errorf("unknown credit request type %q", req.Type))
+	}
+	return sagaID, req, nil
 }
 
 func (a *App) approve(ctx context.Context, tx pgx.Tx, log *slog.Logger, sagaID uuid.UUID, req creditRequest) (string, error) {

@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/sagabox/sagabox/pkg/card"
 	"github.com/sagabox/sagabox/pkg/consumer"
 	"github.com/sagabox/sagabox/pkg/saga"
 	"github.com/sagabox/sagabox/services/order/internal/store"
@@ -32,9 +33,12 @@ type App struct {
 }
 
 // New returns the application over pool, running the order-placement saga
-// with the deadline policy of settings; observers are told of every saga
-// transition (metrics).
+// with the deadline policy of settings and sealing card numbers with its
+// CardKeys; observers are told of every saga transition (metrics).
 func New(pool *pgxpool.Pool, log *slog.Logger, settings Settings, observers ...saga.Observer) (*App, error) {
+	if settings.CardKeys.Empty() {
+		return nil, fmt.Errorf("order app: %w: card numbers cannot be sealed", card.ErrNoKeys)
+	}
 	o, err := saga.New(Placement(settings), observers...)
 	if err != nil {
 		return nil, err
@@ -60,8 +64,11 @@ func (p PlaceOrder) Validate() error {
 	if p.PaymentDue <= 0 {
 		errs = append(errs, "paymentDue must be a positive amount of cents")
 	}
-	if strings.TrimSpace(p.CreditCardNo) == "" {
+	switch n := strings.TrimSpace(p.CreditCardNo); {
+	case n == "":
 		errs = append(errs, "creditCardNo is empty")
+	case len(n) > card.MaxNumberLen:
+		errs = append(errs, fmt.Sprintf("creditCardNo is longer than %d characters", card.MaxNumberLen))
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("%w: %s", ErrInvalid, strings.Join(errs, "; "))
@@ -70,17 +77,24 @@ func (p PlaceOrder) Validate() error {
 }
 
 // PlaceOrder stores the order and starts its saga in one transaction: the
-// order, the saga row and the credit-approval request commit together.
+// order, the saga row and the credit-approval request commit together. The
+// card number goes no further in clear: it is sealed for the saga with the
+// first card key, and only that and its last four characters are stored.
 func (a *App) PlaceOrder(ctx context.Context, p PlaceOrder) (store.Order, error) {
 	if err := p.Validate(); err != nil {
 		return store.Order{}, err
 	}
+	number := strings.TrimSpace(p.CreditCardNo)
 	o := store.Order{
-		CustomerID: p.CustomerID, ItemID: p.ItemID, Quantity: p.Quantity,
-		PaymentDue: p.PaymentDue, CreditCardNo: p.CreditCardNo,
-		Status: store.StatusCreated, SagaID: uuid.New(),
+		CustomerID: p.CustomerID, ItemID: p.ItemID, Quantity: p.Quantity, PaymentDue: p.PaymentDue,
+		CardLast4: card.Last4(number), Status: store.StatusCreated, SagaID: uuid.New(),
 	}
-	err := pgx.BeginFunc(ctx, a.pool, func(tx pgx.Tx) error {
+	sealed, err := a.settings.CardKeys.Seal(number, []byte(o.SagaID.String()))
+	if err != nil {
+		return store.Order{}, fmt.Errorf("place order: %w", err)
+	}
+	o.CardSealed = sealed
+	err = pgx.BeginFunc(ctx, a.pool, func(tx pgx.Tx) error {
 		id, createdAt, err := store.InsertOrder(ctx, tx, o)
 		if err != nil {
 			return err
@@ -88,7 +102,7 @@ func (a *App) PlaceOrder(ctx context.Context, p PlaceOrder) (store.Order, error)
 		o.ID, o.CreatedAt = id, createdAt
 		payload, err := json.Marshal(RequestPayload{
 			OrderID: id, CustomerID: o.CustomerID, PaymentDue: o.PaymentDue,
-			CreditCardNo: o.CreditCardNo, Type: TypeRequest,
+			CardSealed: o.CardSealed, Type: TypeRequest,
 		})
 		if err != nil {
 			return fmt.Errorf("encode saga payload: %w", err)
@@ -143,11 +157,7 @@ func ReplyTopics() []string {
 // message. A reply that does not fit the saga (late, duplicated, after the
 // saga ended) changes nothing and is logged.
 func (a *App) OnReply(ctx context.Context, tx pgx.Tx, m consumer.Message) error {
-	step, ok := strings.CutSuffix(m.Topic, ".response")
-	if !ok {
-		return consumer.Permanent(fmt.Errorf("not a reply topic: %s", m.Topic))
-	}
-	sagaID, err := m.SagaID()
+	step, sagaID, err := decodeReply(m)
 	if err != nil {
 		return err
 	}
@@ -174,6 +184,19 @@ func (a *App) OnReply(ctx context.Context, tx pgx.Tx, m consumer.Message) error 
 	a.log.Log(ctx, level, "saga advanced", "saga_id", sagaID, "saga_step", step, "event_id", m.ID,
 		"saga_status", s.Status, "step_status", s.StepStatus[step], "version", s.Version)
 	return settle(ctx, tx, s)
+}
+
+// decodeReply reads what OnReply needs from a reply before it touches the
+// database: the step (from the topic) and the saga id (the key). Its
+// errors are permanent: the message can never be applied. The body is read
+// by the step's Outcome.
+func decodeReply(m consumer.Message) (step string, sagaID uuid.UUID, err error) {
+	step, ok := strings.CutSuffix(m.Topic, ".response")
+	if !ok {
+		return "", uuid.Nil, consumer.Permanent(fmt.Errorf("not a reply topic: %s", m.Topic))
+	}
+	sagaID, err = m.SagaID()
+	return step, sagaID, err
 }
 
 // settle gives the order of saga s its outcome once the saga has one: the

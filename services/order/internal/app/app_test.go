@@ -2,9 +2,10 @@ package app_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -31,11 +32,7 @@ var validOrder = app.PlaceOrder{CustomerID: 456, ItemID: 1, Quantity: 1, Payment
 func newApp(t *testing.T) (*app.App, *pgxpool.Pool) {
 	t.Helper()
 	pool := testenv.Pool(t, testenv.Database(t, migrations.Order()))
-	a, err := app.New(pool, slog.New(slog.DiscardHandler), app.DefaultSettings())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return a, pool
+	return newAppWith(t, pool, app.DefaultSettings()), pool
 }
 
 func place(t *testing.T, a *app.App) store.Order {
@@ -82,14 +79,17 @@ func snapshot(t *testing.T, q querier, o store.Order) state {
 	return state{Order: got, Saga: s, Outbox: outboxRows(t, q)}
 }
 
-// want builds the outbox message of o's saga to step with type typ.
+// want builds the outbox message of o's saga to step with type typ: only
+// the payment request carries the sealed card.
 func want(o store.Order, step, typ string) message {
-	return message{
+	m := message{
 		AggregateType: step, AggregateID: o.SagaID.String(), Type: typ,
-		Payload: app.RequestPayload{
-			OrderID: o.ID, CustomerID: o.CustomerID, PaymentDue: o.PaymentDue, CreditCardNo: o.CreditCardNo, Type: typ,
-		},
+		Payload: app.RequestPayload{OrderID: o.ID, CustomerID: o.CustomerID, PaymentDue: o.PaymentDue, Type: typ},
 	}
+	if step == app.StepPayment && typ == app.TypeRequest {
+		m.Payload.CardSealed = o.CardSealed
+	}
+	return m
 }
 
 func replyMessage(step, key, status string) consumer.Message {
@@ -117,7 +117,10 @@ func onReply(t *testing.T, pool *pgxpool.Pool, a *app.App, m consumer.Message) e
 
 func TestPlaceOrderStartsTheSaga(t *testing.T) {
 	t.Parallel()
-	a, pool := newApp(t)
+	pool := testenv.Pool(t, testenv.Database(t, migrations.Order()))
+	settings := app.DefaultSettings()
+	_, settings.CardKeys = testenv.CardKeys(t)
+	a := newAppWith(t, pool, settings)
 	o := place(t, a)
 
 	v, err := a.GetOrder(context.Background(), o.ID)
@@ -125,11 +128,19 @@ func TestPlaceOrderStartsTheSaga(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantOrder := store.Order{
-		ID: o.ID, CustomerID: 456, ItemID: 1, Quantity: 1, PaymentDue: 4999, CreditCardNo: card,
+		ID: o.ID, CustomerID: 456, ItemID: 1, Quantity: 1, PaymentDue: 4999, CardLast4: "4444",
 		Status: store.StatusCreated, SagaID: o.SagaID,
 	}
-	if diff := cmp.Diff(wantOrder, v.Order, cmpopts.IgnoreFields(store.Order{}, "CreatedAt", "UpdatedAt")); diff != "" {
+	if diff := cmp.Diff(wantOrder, v.Order, cmpopts.IgnoreFields(store.Order{}, "CardSealed", "CreatedAt", "UpdatedAt")); diff != "" {
 		t.Errorf("order (-want +got):\n%s", diff)
+	}
+	// The number is stored sealed for the saga, with the settings' key.
+	if got, err := settings.CardKeys.Open(v.Order.CardSealed, []byte(o.SagaID.String())); err != nil || got != card {
+		t.Errorf("stored card opens to %q, %v; want %q", got, err, card)
+	}
+	var p app.RequestPayload
+	if err := json.Unmarshal(v.Saga.Payload, &p); err != nil || p.CardSealed != v.Order.CardSealed {
+		t.Errorf("saga payload %s (%v): want the order's sealed card", v.Saga.Payload, err)
 	}
 	wantSaga := saga.State{
 		ID: o.SagaID, Type: app.PlacementSaga, CurrentStep: app.StepCreditApproval,
@@ -160,6 +171,7 @@ func TestPlaceOrderRefusesInvalidOrdersAndWritesNothing(t *testing.T) {
 		{"negative paymentDue", func(p *app.PlaceOrder) { p.PaymentDue = -4999 }},
 		{"empty card", func(p *app.PlaceOrder) { p.CreditCardNo = "" }},
 		{"blank card", func(p *app.PlaceOrder) { p.CreditCardNo = " \t" }},
+		{"card over 64 characters", func(p *app.PlaceOrder) { p.CreditCardNo = strings.Repeat("1", 65) }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -264,39 +276,42 @@ func TestOnReplyDrivesTheSaga(t *testing.T) {
 	}
 }
 
+// badReplies are replies the order service can never apply, built for a
+// saga id.
+var badReplies = []struct {
+	name string
+	msg  func(sagaID string) consumer.Message
+}{
+	{"unknown saga id", func(string) consumer.Message {
+		return replyMessage(app.StepCreditApproval, uuid.NewString(), "APPROVED")
+	}},
+	{"unknown status", func(id string) consumer.Message {
+		return replyMessage(app.StepCreditApproval, id, "WHAT")
+	}},
+	{"another step's status", func(id string) consumer.Message {
+		return replyMessage(app.StepCreditApproval, id, "REQUESTED")
+	}},
+	{"value not json", func(id string) consumer.Message {
+		m := replyMessage(app.StepCreditApproval, id, "APPROVED")
+		m.Value = []byte(`{"status":`)
+		return m
+	}},
+	{"key not a uuid", func(string) consumer.Message {
+		return replyMessage(app.StepCreditApproval, "order-1", "APPROVED")
+	}},
+	{"request topic", func(id string) consumer.Message {
+		m := replyMessage(app.StepCreditApproval, id, "APPROVED")
+		m.Topic = "credit-approval.request"
+		return m
+	}},
+	{"reply of an unknown step", func(id string) consumer.Message {
+		return replyMessage("shipping", id, "APPROVED")
+	}},
+}
+
 func TestOnReplyRefusesBadRepliesPermanently(t *testing.T) {
 	t.Parallel()
-	tests := []struct {
-		name string
-		msg  func(sagaID string) consumer.Message
-	}{
-		{"unknown saga id", func(string) consumer.Message {
-			return replyMessage(app.StepCreditApproval, uuid.NewString(), "APPROVED")
-		}},
-		{"unknown status", func(id string) consumer.Message {
-			return replyMessage(app.StepCreditApproval, id, "WHAT")
-		}},
-		{"another step's status", func(id string) consumer.Message {
-			return replyMessage(app.StepCreditApproval, id, "REQUESTED")
-		}},
-		{"value not json", func(id string) consumer.Message {
-			m := replyMessage(app.StepCreditApproval, id, "APPROVED")
-			m.Value = []byte(`{"status":`)
-			return m
-		}},
-		{"key not a uuid", func(string) consumer.Message {
-			return replyMessage(app.StepCreditApproval, "order-1", "APPROVED")
-		}},
-		{"request topic", func(id string) consumer.Message {
-			m := replyMessage(app.StepCreditApproval, id, "APPROVED")
-			m.Topic = "credit-approval.request"
-			return m
-		}},
-		{"reply of an unknown step", func(id string) consumer.Message {
-			return replyMessage("shipping", id, "APPROVED")
-		}},
-	}
-	for _, tt := range tests {
+	for _, tt := range badReplies {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()

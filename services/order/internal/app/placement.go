@@ -2,6 +2,7 @@ package app
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -23,14 +24,19 @@ const (
 	TypeCancel  = "CANCEL"
 )
 
-// RequestPayload is the body of every request and compensation of the
-// order-placement saga, wire-compatible with debezium-examples/saga.
+// RequestPayload is the saga payload and the body of every request and
+// compensation of the order-placement saga: debezium-examples/saga's
+// fields, except that the card number never travels in clear.
 type RequestPayload struct {
-	OrderID      int64  `json:"order-id"`
-	CustomerID   int64  `json:"customer-id"`
-	PaymentDue   int64  `json:"payment-due"` // cents
-	CreditCardNo string `json:"credit-card-no"`
-	Type         string `json:"type"`
+	OrderID    int64 `json:"order-id"`
+	CustomerID int64 `json:"customer-id"`
+	PaymentDue int64 `json:"payment-due"` // cents
+	// CardSealed is the card number sealed with pkg/card for the saga id
+	// (v1.<key id>.<ciphertext>), in place of debezium-examples'
+	// "credit-card-no". Of the messages, only the payment request carries
+	// it: the customer service and the compensations have no use for it.
+	CardSealed string `json:"credit-card-sealed,omitempty"`
+	Type       string `json:"type"`
 }
 
 // Placement is the definition of the order-placement saga with the deadline
@@ -47,8 +53,8 @@ func Placement(s Settings) saga.Definition {
 		Steps: []saga.Step{
 			{
 				Name:       StepCreditApproval,
-				Request:    withType(TypeRequest),
-				Compensate: withType(TypeCancel),
+				Request:    message(TypeRequest, false),
+				Compensate: message(TypeCancel, false),
 				Outcome: outcome(map[string]saga.StepStatus{
 					"APPROVED": saga.StepSucceeded, "REJECTED": saga.StepFailed, "CANCELLED": saga.StepCompensated,
 				}),
@@ -56,8 +62,8 @@ func Placement(s Settings) saga.Definition {
 			},
 			{
 				Name:       StepPayment,
-				Request:    withType(TypeRequest),
-				Compensate: withType(TypeCancel),
+				Request:    message(TypeRequest, true),
+				Compensate: message(TypeCancel, false),
 				Outcome: outcome(map[string]saga.StepStatus{
 					"REQUESTED": saga.StepSucceeded, "FAILED": saga.StepFailed, "CANCELLED": saga.StepCompensated,
 				}),
@@ -67,12 +73,25 @@ func Placement(s Settings) saga.Definition {
 	}
 }
 
-// withType builds a step message: the saga payload with its "type" set.
-func withType(typ string) func(json.RawMessage) (saga.Message, error) {
+// errNoSealedCard reports a saga payload without a sealed card where the
+// payment request needs one: a payload an older version wrote with the
+// number in clear, which the order service seals when it starts
+// (SealLegacyCards). Transient: the message that led here is retried.
+var errNoSealedCard = errors.New("saga payload has no sealed card number")
+
+// message builds a step message: the saga payload with its "type" set,
+// carrying the sealed card only if withCard.
+func message(typ string, withCard bool) func(json.RawMessage) (saga.Message, error) {
 	return func(payload json.RawMessage) (saga.Message, error) {
 		var p RequestPayload
 		if err := json.Unmarshal(payload, &p); err != nil {
 			return saga.Message{}, fmt.Errorf("decode saga payload: %w", err)
+		}
+		if withCard && p.CardSealed == "" {
+			return saga.Message{}, errNoSealedCard
+		}
+		if !withCard {
+			p.CardSealed = ""
 		}
 		p.Type = typ
 		b, err := json.Marshal(p)

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strconv"
 	"time"
+
+	"github.com/sagabox/sagabox/pkg/card"
 )
 
 // Settings are the order service's own settings, beyond platform.Config:
@@ -27,10 +29,14 @@ type Settings struct {
 	// SweepInterval is how often the deadline sweeper looks for sagas past
 	// their deadline (SAGA_SWEEP_INTERVAL).
 	SweepInterval time.Duration
+	// CardKeys seal the card numbers of new orders (the first key) for the
+	// payment service (CARD_KEYS, CARD_KEYS_FILE: read by the service's
+	// Settings hook with platform.LoadCardKeys). Required.
+	CardKeys card.Keys
 }
 
 // DefaultSettings are 30 s per step, 3 retries, waits doubling up to 5 min,
-// stuck after 15 min of ABORTING, a sweep every second.
+// stuck after 15 min of ABORTING, a sweep every second; no card key.
 func DefaultSettings() Settings {
 	return Settings{
 		CreditApprovalTimeout: 30 * time.Second,

@@ -23,8 +23,13 @@ func oneRetry() app.Settings {
 	return s
 }
 
+// newAppWith returns the app over pool with settings s, given a fresh card
+// key if s has none.
 func newAppWith(t *testing.T, pool *pgxpool.Pool, s app.Settings) *app.App {
 	t.Helper()
+	if s.CardKeys.Empty() {
+		_, s.CardKeys = testenv.CardKeys(t)
+	}
 	a, err := app.New(pool, slog.New(slog.DiscardHandler), s)
 	if err != nil {
 		t.Fatal(err)

@@ -20,6 +20,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/sagabox/sagabox/internal/platform"
+	"github.com/sagabox/sagabox/pkg/card"
 	"github.com/sagabox/sagabox/pkg/saga"
 	"github.com/sagabox/sagabox/services/order/internal/app"
 	"github.com/sagabox/sagabox/services/order/internal/store"
@@ -73,12 +74,7 @@ type placeOrderResponse struct {
 }
 
 func (h handlers) placeOrder(w http.ResponseWriter, r *http.Request) {
-	var req placeOrderRequest
-	if err := decodeJSON(w, r, &req); err != nil {
-		h.writeError(w, r, err)
-		return
-	}
-	in, err := req.toCommand()
+	in, err := readPlaceOrder(w, r)
 	if err != nil {
 		h.writeError(w, r, err)
 		return
@@ -93,6 +89,20 @@ func (h handlers) placeOrder(w http.ResponseWriter, r *http.Request) {
 		attribute.Int64("order.id", o.ID), attribute.String("saga.id", o.SagaID.String()))
 	w.Header().Set("Location", fmt.Sprintf("/orders/%d", o.ID))
 	platform.WriteJSON(w, http.StatusAccepted, placeOrderResponse{OrderID: o.ID, SagaID: o.SagaID, Status: o.Status})
+}
+
+// readPlaceOrder decodes and validates the body of POST /orders. Its
+// errors never quote the card number.
+func readPlaceOrder(w http.ResponseWriter, r *http.Request) (app.PlaceOrder, error) {
+	var req placeOrderRequest
+	if err := decodeJSON(w, r, &req); err != nil {
+		return app.PlaceOrder{}, err
+	}
+	in, err := req.toCommand()
+	if err != nil {
+		return app.PlaceOrder{}, err
+	}
+	return in, in.Validate()
 }
 
 func (req placeOrderRequest) toCommand() (app.PlaceOrder, error) {
@@ -169,7 +179,7 @@ func (h handlers) getOrder(w http.ResponseWriter, r *http.Request) {
 	}
 	platform.WriteJSON(w, http.StatusOK, orderResponse{
 		OrderID: v.Order.ID, CustomerID: v.Order.CustomerID, ItemID: v.Order.ItemID, Quantity: v.Order.Quantity,
-		PaymentDue: v.Order.PaymentDue, CardLast4: last4(v.Order.CreditCardNo), Status: v.Order.Status,
+		PaymentDue: v.Order.PaymentDue, CardLast4: v.Order.CardLast4, Status: v.Order.Status,
 		Saga: toSagaResponse(v.Saga),
 	})
 }
@@ -190,28 +200,27 @@ func (h handlers) getSaga(w http.ResponseWriter, r *http.Request) {
 	platform.WriteJSON(w, http.StatusOK, resp)
 }
 
-// maskedPayload returns the saga payload with the card number cut to its
-// last four digits: a card number is never returned in full.
+// maskedPayload returns the saga payload as the API shows it: the sealed
+// card as its format and key id only ("v1.k2.…", which tells an operator
+// the key a saga in flight needs), a number in clear (from before they were
+// sealed) as its last four characters.
 func maskedPayload(raw json.RawMessage) json.RawMessage {
 	var p map[string]any
 	if err := json.Unmarshal(raw, &p); err != nil {
 		return nil
 	}
+	if c, ok := p["credit-card-sealed"].(string); ok {
+		id, _ := card.KeyID(c)
+		p["credit-card-sealed"] = card.Version + "." + id + ".…"
+	}
 	if c, ok := p["credit-card-no"].(string); ok {
-		p["credit-card-no"] = "****" + last4(c)
+		p["credit-card-no"] = "****" + card.Last4(c)
 	}
 	b, err := json.Marshal(p)
 	if err != nil {
 		return nil
 	}
 	return b
-}
-
-func last4(card string) string {
-	if len(card) <= 4 {
-		return card
-	}
-	return card[len(card)-4:]
 }
 
 var (

@@ -26,13 +26,22 @@ func newServer(t *testing.T) (*httptest.Server, *pgxpool.Pool) {
 	t.Helper()
 	pool := testenv.Pool(t, testenv.Database(t, migrations.Order()))
 	log := slog.New(slog.DiscardHandler)
-	a, err := app.New(pool, log, app.DefaultSettings())
+	srv := httptest.NewServer(httpapi.Routes(newApp(t, pool, log), http.NotFoundHandler(), log, platform.AdminTokens{}))
+	t.Cleanup(srv.Close)
+	return srv, pool
+}
+
+// newApp returns the order app over pool with the default settings and a
+// fresh card key.
+func newApp(t *testing.T, pool *pgxpool.Pool, log *slog.Logger) *app.App {
+	t.Helper()
+	s := app.DefaultSettings()
+	_, s.CardKeys = testenv.CardKeys(t)
+	a, err := app.New(pool, log, s)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(httpapi.Routes(a, http.NotFoundHandler(), log, platform.AdminTokens{}))
-	t.Cleanup(srv.Close)
-	return srv, pool
+	return a
 }
 
 func rowCounts(t *testing.T, pool *pgxpool.Pool) [3]int {
@@ -66,38 +75,44 @@ func send(t *testing.T, method, url, body string) (int, map[string]any, http.Hea
 	return resp.StatusCode, out, resp.Header
 }
 
+// validOrder is a valid body of POST /orders.
+const validOrder = `{"itemId":123,"quantity":2,"customerId":456,"paymentDue":4999,"creditCardNo":"xxxx-yyyy-dddd-aaaa"}`
+
+// badInputs are requests the order API refuses, each with its status and
+// what its error says.
+var badInputs = []struct {
+	name, method, path, body string
+	want                     int
+	errContains              string
+}{
+	{"malformed JSON", "POST", "/orders", `{"itemId":`, 400, "malformed"},
+	{"not an object", "POST", "/orders", `[1,2]`, 400, "malformed"},
+	{"wrong type", "POST", "/orders", `{"itemId":"abc","quantity":2,"customerId":456,"paymentDue":4999,"creditCardNo":"x"}`, 400, "itemId"},
+	{"unknown field", "POST", "/orders", strings.Replace(validOrder, `"itemId"`, `"discount":5,"itemId"`, 1), 400, "discount"},
+	{"missing field", "POST", "/orders", `{"itemId":123,"quantity":2,"paymentDue":4999,"creditCardNo":"x"}`, 400, "customerId"},
+	{"empty body", "POST", "/orders", ``, 400, "malformed"},
+	{"zero quantity", "POST", "/orders", strings.Replace(validOrder, `"quantity":2`, `"quantity":0`, 1), 400, "quantity"},
+	{"negative quantity", "POST", "/orders", strings.Replace(validOrder, `"quantity":2`, `"quantity":-1`, 1), 400, "quantity"},
+	{"zero paymentDue", "POST", "/orders", strings.Replace(validOrder, `"paymentDue":4999`, `"paymentDue":0`, 1), 400, "paymentDue"},
+	{"negative paymentDue", "POST", "/orders", strings.Replace(validOrder, `"paymentDue":4999`, `"paymentDue":-5`, 1), 400, "paymentDue"},
+	{"fractional paymentDue", "POST", "/orders", strings.Replace(validOrder, `"paymentDue":4999`, `"paymentDue":49.99`, 1), 400, "paymentDue"},
+	{"empty card", "POST", "/orders", strings.Replace(validOrder, `"xxxx-yyyy-dddd-aaaa"`, `""`, 1), 400, "creditCardNo"},
+	{"blank card", "POST", "/orders", strings.Replace(validOrder, `"xxxx-yyyy-dddd-aaaa"`, `"   "`, 1), 400, "creditCardNo"},
+	{"card over 64 characters", "POST", "/orders", strings.Replace(validOrder, `"xxxx-yyyy-dddd-aaaa"`, `"`+strings.Repeat("4", 65)+`"`, 1), 400, "creditCardNo is longer than 64"},
+	{"trailing data", "POST", "/orders", validOrder + `{}`, 400, "after the JSON"},
+	{"body over 64 KiB", "POST", "/orders", `{"creditCardNo":"` + strings.Repeat("1", 70<<10) + `"}`, 413, "larger than"},
+	{"unknown order", "GET", "/orders/999", "", 404, "not found"},
+	{"non-numeric order id", "GET", "/orders/abc", "", 404, "not found"},
+	{"unknown saga", "GET", "/sagas/0b7e1b1e-8a5c-4c55-9d7f-0d7c1a1e2f3a", "", 404, "not found"},
+	{"malformed saga id", "GET", "/sagas/nope", "", 404, "not found"},
+	{"unknown route", "GET", "/nope", "", 404, "no such route"},
+	{"wrong method", "DELETE", "/orders/1", "", 405, "method"},
+}
+
 func TestBadInputIsRefusedAndWritesNothing(t *testing.T) {
 	t.Parallel()
 	srv, pool := newServer(t)
-	valid := `{"itemId":123,"quantity":2,"customerId":456,"paymentDue":4999,"creditCardNo":"xxxx-yyyy-dddd-aaaa"}`
-	tests := []struct {
-		name, method, path, body string
-		want                     int
-		errContains              string
-	}{
-		{"malformed JSON", "POST", "/orders", `{"itemId":`, 400, "malformed"},
-		{"not an object", "POST", "/orders", `[1,2]`, 400, "malformed"},
-		{"wrong type", "POST", "/orders", `{"itemId":"abc","quantity":2,"customerId":456,"paymentDue":4999,"creditCardNo":"x"}`, 400, "itemId"},
-		{"unknown field", "POST", "/orders", strings.Replace(valid, `"itemId"`, `"discount":5,"itemId"`, 1), 400, "discount"},
-		{"missing field", "POST", "/orders", `{"itemId":123,"quantity":2,"paymentDue":4999,"creditCardNo":"x"}`, 400, "customerId"},
-		{"empty body", "POST", "/orders", ``, 400, "malformed"},
-		{"zero quantity", "POST", "/orders", strings.Replace(valid, `"quantity":2`, `"quantity":0`, 1), 400, "quantity"},
-		{"negative quantity", "POST", "/orders", strings.Replace(valid, `"quantity":2`, `"quantity":-1`, 1), 400, "quantity"},
-		{"zero paymentDue", "POST", "/orders", strings.Replace(valid, `"paymentDue":4999`, `"paymentDue":0`, 1), 400, "paymentDue"},
-		{"negative paymentDue", "POST", "/orders", strings.Replace(valid, `"paymentDue":4999`, `"paymentDue":-5`, 1), 400, "paymentDue"},
-		{"fractional paymentDue", "POST", "/orders", strings.Replace(valid, `"paymentDue":4999`, `"paymentDue":49.99`, 1), 400, "paymentDue"},
-		{"empty card", "POST", "/orders", strings.Replace(valid, `"xxxx-yyyy-dddd-aaaa"`, `""`, 1), 400, "creditCardNo"},
-		{"blank card", "POST", "/orders", strings.Replace(valid, `"xxxx-yyyy-dddd-aaaa"`, `"   "`, 1), 400, "creditCardNo"},
-		{"trailing data", "POST", "/orders", valid + `{}`, 400, "after the JSON"},
-		{"body over 64 KiB", "POST", "/orders", `{"creditCardNo":"` + strings.Repeat("1", 70<<10) + `"}`, 413, "larger than"},
-		{"unknown order", "GET", "/orders/999", "", 404, "not found"},
-		{"non-numeric order id", "GET", "/orders/abc", "", 404, "not found"},
-		{"unknown saga", "GET", "/sagas/0b7e1b1e-8a5c-4c55-9d7f-0d7c1a1e2f3a", "", 404, "not found"},
-		{"malformed saga id", "GET", "/sagas/nope", "", 404, "not found"},
-		{"unknown route", "GET", "/nope", "", 404, "no such route"},
-		{"wrong method", "DELETE", "/orders/1", "", 405, "method"},
-	}
-	for _, tc := range tests {
+	for _, tc := range badInputs {
 		t.Run(tc.name, func(t *testing.T) {
 			code, body, _ := send(t, tc.method, srv.URL+tc.path, tc.body)
 			if code != tc.want {
@@ -161,9 +176,17 @@ func TestPlaceOrderWritesOrderSagaAndRequestTogether(t *testing.T) {
 		}
 	}
 	_, sagaResp, _ := send(t, "GET", srv.URL+"/sagas/"+resp["sagaId"].(string), "")
+	var sealed string
+	if err := pool.QueryRow(context.Background(), `SELECT credit_card_sealed FROM purchaseorder`).Scan(&sealed); err != nil {
+		t.Fatal(err)
+	}
 	for _, r := range []map[string]any{order, sagaResp} {
-		if b, _ := json.Marshal(r); strings.Contains(string(b), "xxxx-yyyy-dddd-aaaa") {
+		b, _ := json.Marshal(r)
+		if strings.Contains(string(b), "xxxx-yyyy-dddd-aaaa") || strings.Contains(string(b), "xxxxyyyyddddaaaa") {
 			t.Errorf("card number returned in full: %s", b)
+		}
+		if strings.Contains(string(b), sealed[len("v1.test."):]) {
+			t.Errorf("sealed card returned: %s", b)
 		}
 	}
 }

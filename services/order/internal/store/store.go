@@ -22,18 +22,24 @@ const (
 	StatusRejected = "REJECTED"
 )
 
-// Order is a purchase order row. Amounts are integer cents.
+// Order is a purchase order row. Amounts are integer cents. The card number
+// is never stored in clear: only sealed (pkg/card, for the saga id) and its
+// last four characters.
 type Order struct {
-	ID           int64
-	CustomerID   int64
-	ItemID       int64
-	Quantity     int
-	PaymentDue   int64
-	CreditCardNo string
-	Status       string
-	SagaID       uuid.UUID
-	CreatedAt    time.Time
-	UpdatedAt    time.Time
+	ID         int64
+	CustomerID int64
+	ItemID     int64
+	Quantity   int
+	PaymentDue int64
+	// CardSealed is the card number sealed with pkg/card for SagaID; empty
+	// for orders whose saga had ended when the numbers were sealed
+	// (migration 00006).
+	CardSealed string
+	CardLast4  string
+	Status     string
+	SagaID     uuid.UUID
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
 }
 
 // Querier is what reads need.
@@ -44,21 +50,28 @@ type Querier interface {
 // InsertOrder stores o (status CREATED) and returns its id and creation
 // time (the transaction's clock).
 func InsertOrder(ctx context.Context, tx pgx.Tx, o Order) (id int64, createdAt time.Time, err error) {
-	const q = `INSERT INTO purchaseorder (customer_id, item_id, quantity, payment_due, credit_card_no, status, saga_id)
-		VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id, created_at`
-	if err := tx.QueryRow(ctx, q, o.CustomerID, o.ItemID, o.Quantity, o.PaymentDue, o.CreditCardNo, StatusCreated, o.SagaID).Scan(&id, &createdAt); err != nil {
+	const q = `INSERT INTO purchaseorder (customer_id, item_id, quantity, payment_due, credit_card_sealed, credit_card_last4, status, saga_id)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id, created_at`
+	if err := tx.QueryRow(ctx, q, o.CustomerID, o.ItemID, o.Quantity, o.PaymentDue, o.CardSealed, o.CardLast4, StatusCreated, o.SagaID).Scan(&id, &createdAt); err != nil {
 		return 0, time.Time{}, fmt.Errorf("insert order: %w", err)
 	}
 	return id, createdAt, nil
 }
 
+const orderColumns = `id, customer_id, item_id, quantity, payment_due, coalesce(credit_card_sealed, ''), credit_card_last4,
+	status, saga_id, created_at, updated_at`
+
+func scanOrder(row pgx.Row) (Order, error) {
+	var o Order
+	err := row.Scan(&o.ID, &o.CustomerID, &o.ItemID, &o.Quantity, &o.PaymentDue, &o.CardSealed, &o.CardLast4,
+		&o.Status, &o.SagaID, &o.CreatedAt, &o.UpdatedAt)
+	return o, err
+}
+
 // GetOrder reads order id.
 func GetOrder(ctx context.Context, q Querier, id int64) (Order, error) {
-	const sql = `SELECT id, customer_id, item_id, quantity, payment_due, credit_card_no, status, saga_id, created_at, updated_at
-		FROM purchaseorder WHERE id = $1`
-	var o Order
-	err := q.QueryRow(ctx, sql, id).Scan(&o.ID, &o.CustomerID, &o.ItemID, &o.Quantity, &o.PaymentDue,
-		&o.CreditCardNo, &o.Status, &o.SagaID, &o.CreatedAt, &o.UpdatedAt)
+	const sql = `SELECT ` + orderColumns + ` FROM purchaseorder WHERE id = $1`
+	o, err := scanOrder(q.QueryRow(ctx, sql, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Order{}, fmt.Errorf("get order %d: %w", id, ErrNotFound)
 	}
@@ -70,11 +83,8 @@ func GetOrder(ctx context.Context, q Querier, id int64) (Order, error) {
 
 // OrderOfSaga reads the order whose saga is sagaID.
 func OrderOfSaga(ctx context.Context, q Querier, sagaID uuid.UUID) (Order, error) {
-	const sql = `SELECT id, customer_id, item_id, quantity, payment_due, credit_card_no, status, saga_id, created_at, updated_at
-		FROM purchaseorder WHERE saga_id = $1`
-	var o Order
-	err := q.QueryRow(ctx, sql, sagaID).Scan(&o.ID, &o.CustomerID, &o.ItemID, &o.Quantity, &o.PaymentDue,
-		&o.CreditCardNo, &o.Status, &o.SagaID, &o.CreatedAt, &o.UpdatedAt)
+	const sql = `SELECT ` + orderColumns + ` FROM purchaseorder WHERE saga_id = $1`
+	o, err := scanOrder(q.QueryRow(ctx, sql, sagaID))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Order{}, fmt.Errorf("get order of saga %s: %w", sagaID, ErrNotFound)
 	}

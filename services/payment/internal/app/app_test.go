@@ -1,10 +1,12 @@
 package app_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -16,6 +18,7 @@ import (
 
 	"github.com/sagabox/sagabox/internal/testenv"
 	"github.com/sagabox/sagabox/migrations"
+	"github.com/sagabox/sagabox/pkg/card"
 	"github.com/sagabox/sagabox/pkg/consumer"
 	"github.com/sagabox/sagabox/services/payment/internal/app"
 )
@@ -69,28 +72,82 @@ func snapshot(t *testing.T, q querier) state {
 	return s
 }
 
-func newDB(t *testing.T) *pgxpool.Pool {
-	t.Helper()
-	return testenv.Pool(t, testenv.Database(t, migrations.Payment()))
+// fixture is a payment database, the card keys the service opens with and
+// its handler.
+type fixture struct {
+	t    *testing.T
+	pool *pgxpool.Pool
+	keys card.Keys
+	h    consumer.Handler
 }
 
-func requestPayload(typ, card string, due int64) []byte {
-	return fmt.Appendf(nil, `{"order-id":1,"customer-id":456,"payment-due":%d,"credit-card-no":%q,"type":%q}`,
-		due, card, typ)
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	_, keys := testenv.CardKeys(t)
+	return &fixture{
+		t: t, pool: testenv.Pool(t, testenv.Database(t, migrations.Payment())), keys: keys,
+		h: app.New(slog.New(slog.DiscardHandler), keys).OnPaymentRequest,
+	}
+}
+
+// payload is a message of saga sagaID as the order service writes it: a
+// REQUEST carries number sealed for the saga, a CANCEL no card.
+func (f *fixture) payload(sagaID uuid.UUID, typ, number string, due int64) []byte {
+	f.t.Helper()
+	sealed := ""
+	if typ == app.TypeRequest {
+		var err error
+		if sealed, err = f.keys.Seal(number, []byte(sagaID.String())); err != nil {
+			f.t.Fatal(err)
+		}
+	}
+	return requestPayload(typ, sealed, due)
+}
+
+func requestPayload(typ, sealed string, due int64) []byte {
+	return fmt.Appendf(nil, `{"order-id":1,"customer-id":456,"payment-due":%d,"credit-card-sealed":%q,"type":%q}`,
+		due, sealed, typ)
+}
+
+func message(key string, value []byte) consumer.Message {
+	return consumer.Message{Topic: app.RequestTopic, Key: key, Value: value, ID: uuid.New()}
 }
 
 // handle runs the handler on one message in its own transaction, as the
 // consumer does: committed on success, rolled back on error.
-func handle(t *testing.T, pool *pgxpool.Pool, h consumer.Handler, key string, value []byte) error {
-	t.Helper()
+func (f *fixture) handle(key string, value []byte) error {
+	f.t.Helper()
 	ctx := context.Background()
 	var herr error
-	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		herr = h(ctx, tx, consumer.Message{Topic: app.RequestTopic, Key: key, Value: value, ID: uuid.New()})
+	err := pgx.BeginFunc(ctx, f.pool, func(tx pgx.Tx) error {
+		herr = f.h(ctx, tx, message(key, value))
 		return herr
 	})
 	if herr == nil && err != nil {
-		t.Fatalf("commit: %v", err)
+		f.t.Fatalf("commit: %v", err)
+	}
+	return herr
+}
+
+// refused runs the handler on m in a transaction that it rolls back, and
+// checks that it failed permanently and wrote nothing, even within its own
+// transaction.
+func (f *fixture) refused(m consumer.Message) error {
+	f.t.Helper()
+	ctx := context.Background()
+	var herr error
+	_ = pgx.BeginFunc(ctx, f.pool, func(tx pgx.Tx) error {
+		herr = f.h(ctx, tx, m)
+		if diff := cmp.Diff(state{}, snapshot(f.t, tx), cmpopts.EquateEmpty()); diff != "" {
+			f.t.Errorf("state in the handler's tx (-want +got):\n%s", diff)
+		}
+		return herr
+	})
+	if !errors.Is(herr, consumer.ErrPermanent) {
+		f.t.Fatalf("OnPaymentRequest = %v, want a permanent error", herr)
+	}
+	if diff := cmp.Diff(state{}, snapshot(f.t, f.pool), cmpopts.EquateEmpty()); diff != "" {
+		f.t.Errorf("state (-want +got):\n%s", diff)
 	}
 	return herr
 }
@@ -151,7 +208,7 @@ func TestOnPaymentRequest(t *testing.T) {
 		{
 			name:  "cancel before any request leaves a marker, charges and refunds nothing",
 			steps: []step{{"CANCEL", goodCard, "CANCELLED"}},
-			want:  []payment{{CardLast4: "4444", Status: "CANCELLED", Amount: 0}},
+			want:  []payment{{CardLast4: "", Status: "CANCELLED", Amount: 0}}, // a CANCEL has no card
 		},
 		{
 			name: "request after a cancel that came first is refused and charges nothing",
@@ -161,7 +218,7 @@ func TestOnPaymentRequest(t *testing.T) {
 				{"CANCEL", goodCard, "CANCELLED"},
 				{"REQUEST", goodCard, "FAILED"},
 			},
-			want: []payment{{CardLast4: "4444", Status: "CANCELLED", Amount: 0}},
+			want: []payment{{CardLast4: "", Status: "CANCELLED", Amount: 0}},
 		},
 		{
 			name: "request again after its refund is refused and charges nothing",
@@ -181,13 +238,12 @@ func TestOnPaymentRequest(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			pool := newDB(t)
-			h := app.New(slog.New(slog.DiscardHandler)).OnPaymentRequest
+			f := newFixture(t)
 			sagaID := uuid.New()
 
 			want := state{}
 			for i, s := range tt.steps {
-				if err := handle(t, pool, h, sagaID.String(), requestPayload(s.typ, s.card, 4999)); err != nil {
+				if err := f.handle(sagaID.String(), f.payload(sagaID, s.typ, s.card, 4999)); err != nil {
 					t.Fatalf("step %d (%s): %v", i, s.typ, err)
 				}
 				want.Replies = append(want.Replies, paymentReply(sagaID, s.want))
@@ -199,7 +255,7 @@ func TestOnPaymentRequest(t *testing.T) {
 				}
 				want.Payments = append(want.Payments, p)
 			}
-			if diff := cmp.Diff(want, snapshot(t, pool), cmpopts.EquateEmpty()); diff != "" {
+			if diff := cmp.Diff(want, snapshot(t, f.pool), cmpopts.EquateEmpty()); diff != "" {
 				t.Errorf("state (-want +got):\n%s", diff)
 			}
 		})
@@ -217,17 +273,17 @@ func TestOnPaymentRequestConcurrentRequestAndCancel(t *testing.T) {
 		want                payment
 	}{
 		{"REQUEST", "CANCEL", "REQUESTED", "CANCELLED", payment{Amount: 4999, CardLast4: "4444", Status: "REFUNDED"}},
-		{"CANCEL", "REQUEST", "CANCELLED", "FAILED", payment{Amount: 0, CardLast4: "4444", Status: "CANCELLED"}},
+		{"CANCEL", "REQUEST", "CANCELLED", "FAILED", payment{Amount: 0, CardLast4: "", Status: "CANCELLED"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.first+" then "+tt.second, func(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
-			pool := newDB(t)
-			h := app.New(slog.New(slog.DiscardHandler)).OnPaymentRequest
+			f := newFixture(t)
+			pool, h := f.pool, f.h
 			sagaID := uuid.New()
 			msg := func(typ string) consumer.Message {
-				return consumer.Message{Topic: app.RequestTopic, Key: sagaID.String(), Value: requestPayload(typ, goodCard, 4999), ID: uuid.New()}
+				return message(sagaID.String(), f.payload(sagaID, typ, goodCard, 4999))
 			}
 			txA, err := pool.Begin(ctx)
 			if err != nil {
@@ -272,30 +328,35 @@ func TestOnPaymentRequestConcurrentRequestAndCancel(t *testing.T) {
 }
 
 // The card number is personal data the payment service must not keep: it
-// appears in no column of any row it writes, only its last four digits do.
-func TestOnPaymentRequestNeverStoresTheCardNumber(t *testing.T) {
+// appears in no column of any row it writes, nor in its log; only its last
+// four digits do.
+func TestOnPaymentRequestNeverStoresNorLogsTheCardNumber(t *testing.T) {
 	t.Parallel()
-	pool := newDB(t)
-	h := app.New(slog.New(slog.DiscardHandler)).OnPaymentRequest
+	f := newFixture(t)
+	var logs bytes.Buffer
+	f.h = app.New(slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})), f.keys).OnPaymentRequest
 	const card = "4000-1234-5678-4321"
 	sagaID := uuid.New()
-	for _, typ := range []string{"REQUEST", "CANCEL"} {
-		if err := handle(t, pool, h, sagaID.String(), requestPayload(typ, card, 4999)); err != nil {
+	for _, typ := range []string{"REQUEST", "REQUEST", "CANCEL"} {
+		if err := f.handle(sagaID.String(), f.payload(sagaID, typ, card, 4999)); err != nil {
 			t.Fatalf("%s: %v", typ, err)
 		}
 	}
 	var last4 string
-	if err := pool.QueryRow(context.Background(), `SELECT card_last4 FROM payment WHERE saga_id = $1`, sagaID).Scan(&last4); err != nil {
+	if err := f.pool.QueryRow(context.Background(), `SELECT card_last4 FROM payment WHERE saga_id = $1`, sagaID).Scan(&last4); err != nil {
 		t.Fatal(err)
 	}
 	if last4 != "4321" {
 		t.Errorf("card_last4 = %q, want %q", last4, "4321")
 	}
+	if logs.Len() == 0 {
+		t.Fatal("the handler logged nothing: the log check below would prove nothing")
+	}
 	// Neither the number nor its first twelve digits are anywhere (shorter
 	// fragments could match a uuid or a timestamp by chance).
-	for _, fragment := range []string{card, "4000-1234-5678"} {
+	for _, fragment := range []string{card, "4000-1234-5678", "400012345678"} {
 		var n int
-		err := pool.QueryRow(context.Background(), `SELECT
+		err := f.pool.QueryRow(context.Background(), `SELECT
 			(SELECT count(*) FROM payment p WHERE p::text LIKE '%' || $1 || '%') +
 			(SELECT count(*) FROM outboxevent o WHERE o::text LIKE '%' || $1 || '%')`, fragment).Scan(&n)
 		if err != nil {
@@ -304,46 +365,78 @@ func TestOnPaymentRequestNeverStoresTheCardNumber(t *testing.T) {
 		if n != 0 {
 			t.Errorf("%d rows contain %q of the card number", n, fragment)
 		}
+		if strings.Contains(logs.String(), fragment) {
+			t.Errorf("the log contains %q of the card number:\n%s", fragment, logs.String())
+		}
 	}
+}
+
+// badMessages are messages the payment service can never apply.
+var badMessages = []struct {
+	name  string
+	key   string
+	value []byte
+}{
+	{"zero payment-due", uuid.NewString(), requestPayload("REQUEST", "v1.test.x", 0)},
+	{"negative payment-due", uuid.NewString(), requestPayload("REQUEST", "v1.test.x", -4999)},
+	{"missing payment-due", uuid.NewString(), []byte(`{"order-id":1,"customer-id":456,"credit-card-sealed":"v1.test.x","type":"REQUEST"}`)},
+	{"key not a uuid", "order-1", requestPayload("REQUEST", "v1.test.x", 4999)},
+	{"empty key", "", requestPayload("CANCEL", "", 4999)},
+	{"payload not json", uuid.NewString(), []byte(`{"type":"REQUEST",`)},
+	{"payload of the wrong shape", uuid.NewString(), []byte(`{"payment-due":"lots","type":"REQUEST"}`)},
+	{"unknown type", uuid.NewString(), requestPayload("REFUND", "", 4999)},
+	{"missing type", uuid.NewString(), []byte(`{"order-id":1,"customer-id":456,"payment-due":4999}`)},
+	{"request without a card", uuid.NewString(), requestPayload("REQUEST", "", 4999)},
+	{"request with a card in clear", uuid.NewString(), []byte(`{"order-id":1,"customer-id":456,"payment-due":4999,"credit-card-no":"4111111111111111","type":"REQUEST"}`)},
+	{"card not an envelope", uuid.NewString(), requestPayload("REQUEST", "4111111111111111", 4999)},
 }
 
 func TestOnPaymentRequestRefusesBadMessagesPermanently(t *testing.T) {
 	t.Parallel()
-	tests := []struct {
-		name  string
-		key   string
-		value []byte
-	}{
-		{"zero payment-due", uuid.NewString(), requestPayload("REQUEST", goodCard, 0)},
-		{"negative payment-due", uuid.NewString(), requestPayload("REQUEST", goodCard, -4999)},
-		{"missing payment-due", uuid.NewString(), []byte(`{"order-id":1,"customer-id":456,"credit-card-no":"x","type":"REQUEST"}`)},
-		{"key not a uuid", "order-1", requestPayload("REQUEST", goodCard, 4999)},
-		{"empty key", "", requestPayload("CANCEL", goodCard, 4999)},
-		{"payload not json", uuid.NewString(), []byte(`{"type":"REQUEST",`)},
-		{"payload of the wrong shape", uuid.NewString(), []byte(`{"payment-due":"lots","type":"REQUEST"}`)},
-		{"unknown type", uuid.NewString(), requestPayload("REFUND", goodCard, 4999)},
-		{"missing type", uuid.NewString(), []byte(`{"order-id":1,"customer-id":456,"payment-due":4999,"credit-card-no":"x"}`)},
-	}
-	for _, tt := range tests {
+	for _, tt := range badMessages {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			pool := newDB(t)
-			h := app.New(slog.New(slog.DiscardHandler)).OnPaymentRequest
-			ctx := context.Background()
-			var herr error
-			_ = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-				herr = h(ctx, tx, consumer.Message{Topic: app.RequestTopic, Key: tt.key, Value: tt.value, ID: uuid.New()})
-				// Nothing written even if the caller committed regardless.
-				if diff := cmp.Diff(state{}, snapshot(t, tx), cmpopts.EquateEmpty()); diff != "" {
-					t.Errorf("state in the handler's tx (-want +got):\n%s", diff)
-				}
-				return herr
-			})
-			if !errors.Is(herr, consumer.ErrPermanent) {
-				t.Fatalf("OnPaymentRequest = %v, want a permanent error", herr)
+			f := newFixture(t)
+			f.refused(message(tt.key, tt.value))
+		})
+	}
+}
+
+// A sealed card the service cannot open — sealed with a key it does not
+// have, sealed for another saga, or tampered with — parks the message (a
+// permanent error that names the problem, never the card) and charges
+// nothing; the partition goes on.
+func TestOnPaymentRequestRefusesUnreadableCards(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	sagaID, other := uuid.New(), uuid.New()
+	_, stranger := testenv.CardKeys(t, "other")
+	sealed := func(keys card.Keys, context uuid.UUID) string {
+		s, err := keys.Seal(goodCard, []byte(context.String()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	mine := sealed(f.keys, sagaID)
+	flipped := []byte(mine)
+	flipped[len(flipped)-5] ^= 1
+	if flipped[len(flipped)-5] == '.' || flipped[len(flipped)-5] == '/' {
+		flipped[len(flipped)-5] = 'A'
+	}
+	for name, tc := range map[string]struct{ sealed, want string }{
+		"a key the service lacks": {sealed(stranger, sagaID), `key "other", which is not configured`},
+		"sealed for another saga": {sealed(f.keys, other), "does not authenticate"},
+		"tampered with":           {string(flipped), "sealed card number unreadable"},
+		"relabelled":              {strings.Replace(mine, "v1.test.", "v1.other.", 1), "not configured"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			err := f.refused(message(sagaID.String(), requestPayload("REQUEST", tc.sealed, 4999)))
+			if !errors.Is(err, card.ErrUnreadable) || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %v: want card.ErrUnreadable saying %q", err, tc.want)
 			}
-			if diff := cmp.Diff(state{}, snapshot(t, pool), cmpopts.EquateEmpty()); diff != "" {
-				t.Errorf("state (-want +got):\n%s", diff)
+			if strings.Contains(err.Error(), goodCard) || strings.Contains(err.Error(), tc.sealed[len(tc.sealed)-20:]) {
+				t.Errorf("error quotes the card: %v", err)
 			}
 		})
 	}

@@ -1,0 +1,4 @@
+package app
+
+// Decode is decode, for the fuzz tests.
+var Decode = decode

@@ -1,0 +1,4 @@
+package app
+
+// DecodeReply is decodeReply, for the fuzz tests.
+var DecodeReply = decodeReply
