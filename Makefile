@@ -16,6 +16,7 @@ test: deps
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l .)" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
 	$(GO) test -race -count=1 -timeout 20m ./...
+	cd bench && $(GO) vet ./... && $(GO) test -count=1 -timeout 10m ./...
 
 ## fuzz: every fuzz target (go test -list '^Fuzz' ./...) for FUZZTIME each (default 45s), one after
 ##       the other; FUZZ=<regexp> picks targets. A failing input lands in the package's
@@ -29,9 +30,12 @@ fuzz:
 chaos: deps
 	$(GO) test -count=1 -timeout 60m -run 'TestChaos$$' -v ./e2e/chaos/ -args -chaos.kills=25 -chaos.orders=300 $(if $(SEED),-chaos.seed=$(SEED),)
 
-## bench: end-to-end latency of one order (POST → ACCEPTED) through the whole local system.
+## bench: throughput, latency, CPU and memory of the local system (make run's) against the Postgres
+##        commit ceiling of the same run, tracing on and off, and the relay against Watermill's SQL
+##        forwarder; one table, kept in bench/results/<date>.txt. Run it alone on the machine.
 bench: deps
-	$(GO) test -run '^$$' -bench . -benchtime 200x ./e2e/
+	@scripts/build-jaeger.sh
+	cd bench && $(GO) run .
 
 ## build: the sagabox binary into bin/.
 build:

@@ -47,6 +47,7 @@ type options struct {
 	work       string
 	profileDir string
 	relayOnly  bool
+	rate       float64 // orders/s of the latency run; 0: half the measured maximum
 	env        []string // added to the system's environment
 }
 
@@ -58,6 +59,7 @@ func main() {
 	flag.DurationVar(&o.latencyFor, "latency-for", 20*time.Second, "length of the fixed-rate latency run")
 	flag.DurationVar(&o.ceilingFor, "ceiling-for", 4*time.Second, "length of each ceiling run")
 	flag.IntVar(&o.relayRows, "relay-rows", 50000, "rows of the bulk relay run (0 skips it)")
+	flag.Float64Var(&o.rate, "latency-rate", 0, "orders per second of the latency run (default: half the measured maximum)")
 	flag.BoolVar(&o.relayOnly, "relay-only", false, "measure only the relay and Watermill's forwarder")
 	flag.StringVar(&o.profileDir, "profile", "", "write a CPU profile of every component during the saturation run to this directory")
 	flag.Func("env", "KEY=value added to the system's environment (repeatable), e.g. LOG_LEVEL=warn", func(v string) error {

@@ -80,7 +80,7 @@ func measure(ctx context.Context, o options, bin, jaeger string, withRelay bool)
 	if o.profileDir != "" {
 		extra = []string{"-pprof", strconv.Itoa(pprofBase)}
 	}
-	s, err := startSystem(ctx, bin, dataDir, jaeger, 54390, 9192, o.env, extra...)
+	s, err := startSystem(ctx, bin, dataDir, jaeger, o.env, extra...)
 	if err != nil {
 		return r, err
 	}
@@ -147,6 +147,9 @@ func measure(ctx context.Context, o options, bin, jaeger string, withRelay bool)
 	}
 
 	rate := r.sagasPerSec / 2
+	if o.rate > 0 {
+		rate = o.rate
+	}
 	fmt.Fprintf(os.Stderr, "bench: tracing %s: latency at %.0f orders/s for %s\n", filepath.Base(jaeger), rate, o.latencyFor)
 	from := time.Now()
 	failed := offer(ctx, s.orderURL, rate, o.latencyFor)

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/sagabox/sagabox/internal/pgcluster"
 )
 
 // system is a `sagabox up` process, started as `make run` starts it (fsync
@@ -29,17 +31,28 @@ type system struct {
 
 // startSystem builds nothing: bin is the sagabox binary. Tracing is on when
 // jaeger names the Jaeger binary, off when it is "none".
-func startSystem(ctx context.Context, bin, dataDir, jaeger string, pgPort, kafkaPort int, env []string, extra ...string) (*system, error) {
-	s := &system{dataDir: dataDir, pgPort: pgPort, orderURL: "http://127.0.0.1:8080",
-		brokers: []string{"127.0.0.1:" + strconv.Itoa(kafkaPort)}}
+func startSystem(ctx context.Context, bin, dataDir, jaeger string, env []string, extra ...string) (*system, error) {
+	ports := make([]int, 8)
+	for i := range ports {
+		p, err := pgcluster.FreePort()
+		if err != nil {
+			return nil, err
+		}
+		ports[i] = p
+	}
+	pgPort, kafkaPort := ports[0], ports[1]
+	addr := func(i int) string { return "127.0.0.1:" + strconv.Itoa(ports[i]) }
+	s := &system{dataDir: dataDir, pgPort: pgPort, orderURL: "http://" + addr(2),
+		brokers: []string{addr(1)}}
 	logs, err := os.Create(filepath.Join(filepath.Dir(dataDir), filepath.Base(dataDir)+".log"))
 	if err != nil {
 		return nil, err
 	}
 	s.logs = logs
 	s.cmd = exec.Command(bin, "up", "-fresh", "-data", dataDir, "-pg-port", strconv.Itoa(pgPort),
-		"-kafka-port", strconv.Itoa(kafkaPort), "-order-addr", "127.0.0.1:8080", "-customer-addr", "127.0.0.1:8081",
-		"-payment-addr", "127.0.0.1:8082", "-jaeger", jaeger, "-connectors", "debezium/connectors")
+		"-kafka-port", strconv.Itoa(kafkaPort), "-order-addr", addr(2), "-customer-addr", addr(3),
+		"-payment-addr", addr(4), "-console-addr", addr(5), "-relay-metrics-addr", addr(6), "-broker-metrics-addr", addr(7),
+		"-jaeger", jaeger, "-connectors", "debezium/connectors")
 	s.cmd.Args = append(s.cmd.Args, extra...)
 	s.cmd.Env = append(os.Environ(), env...)
 	s.cmd.Dir = ".." // the repository: connector files and Jaeger's config are found from there

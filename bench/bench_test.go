@@ -1,0 +1,43 @@
+package main
+
+import (
+	"context"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// The short form of `make bench`, in `make test`: the whole harness on a
+// small load, tracing off — the system starts, every measurement is taken
+// and the table is written with plausible values. The numbers themselves
+// are the long form's business.
+func TestBenchShortForm(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "results.txt")
+	o := options{orders: 200, workers: 8, latencyFor: 2e9, ceilingFor: 3e8, modes: []string{"off"},
+		relayRows: 2000, out: out}
+	var stdout strings.Builder
+	if err := run(context.Background(), o, &stdout); err != nil {
+		t.Fatal(err)
+	}
+	table := stdout.String()
+	t.Log("\n" + table)
+	row := regexp.MustCompile(`(?m)^\s+off\s+(\d+) \((\d+)\)\s+(\d+)\s+(\d+) %\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+(\d+)\s+([\d.]+)`).FindStringSubmatch(table)
+	if row == nil {
+		t.Fatalf("no result row in:\n%s", table)
+	}
+	for i, name := range []string{"", "ceiling tps", "clients", "sagas/s", "ratio", "p50", "p90", "p99", "rate", "CPU ms/saga"} {
+		if i == 0 {
+			continue
+		}
+		if v, err := strconv.ParseFloat(row[i], 64); err != nil || v <= 0 {
+			t.Errorf("%s = %q, want a positive number", name, row[i])
+		}
+	}
+	for _, want := range []string{"postgres", "order-1", "relay", "broker", "walsenders", "sagabox relay", "Watermill SQL forwarder"} {
+		if !strings.Contains(table, want) {
+			t.Errorf("table lacks %q", want)
+		}
+	}
+}
