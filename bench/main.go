@@ -47,7 +47,7 @@ type options struct {
 	work       string
 	profileDir string
 	relayOnly  bool
-	rate       float64 // orders/s of the latency run; 0: half the measured maximum
+	rate       float64  // orders/s of the latency run; 0: half the measured maximum
 	env        []string // added to the system's environment
 }
 
