@@ -1,7 +1,6 @@
 package e2e_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -10,7 +9,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -518,7 +516,7 @@ func TestTwoOrderInstancesSweepEachDeadlineOnce(t *testing.T) {
 	for k, v := range env {
 		env2[k] = v
 	}
-	var logs syncBuffer
+	var logs testenv.Buffer
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- order.Run(ctx, func(k string) string { return env2[k] }, &logs) }()
@@ -572,22 +570,4 @@ func TestTwoOrderInstancesSweepEachDeadlineOnce(t *testing.T) {
 		}
 	}
 	t.Logf("the second instance acted on %d deadlines", strings.Count(logs.String(), `"msg":"saga deadline passed"`))
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -113,7 +113,7 @@ func TestRelayCommandWaitsForPostgres(t *testing.T) {
 	t.Cleanup(broker.Close)
 	env := map[string]string{"CONNECTORS_DIR": dir, "KAFKA_BROKERS": broker.ListenAddrs()[0], "METRICS_ADDR": "127.0.0.1:0",
 		"RELAY_DATABASE_HOST": host, "RELAY_DATABASE_PORT": port}
-	var stdout syncBuffer
+	var stdout testenv.Buffer
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {

@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -22,24 +21,6 @@ import (
 	"github.com/sagabox/sagabox/internal/supervisor"
 	"github.com/sagabox/sagabox/internal/testenv"
 )
-
-// syncBuffer is a bytes.Buffer safe for the concurrent writers of run.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func freePort(t *testing.T) string {
 	t.Helper()
@@ -58,7 +39,7 @@ type upRun struct {
 	relayMetrics             string // the relay's and the broker's /metrics URLs
 	brokerMetrics            string
 	runDir                   string // pid files of the components
-	stdout, stderr           *syncBuffer
+	stdout, stderr           *testenv.Buffer
 	stop                     func() error // as Ctrl-C does; returns run's error
 }
 
@@ -85,7 +66,7 @@ func startUpEnv(t *testing.T, dataDir string, env map[string]string, args ...str
 		"-relay-metrics-addr", relayMetrics, "-broker-metrics-addr", brokerMetrics,
 		"-connectors", filepath.Join("..", "..", "debezium", "connectors"), "-jaeger", filepath.Join(dataDir, "no-jaeger")}, args...)
 	ctx, cancel := context.WithCancel(context.Background())
-	var stdout, stderr syncBuffer
+	var stdout, stderr testenv.Buffer
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, argv, func(k string) string { return env[k] }, &stdout, &stderr)

@@ -7,30 +7,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/sagabox/sagabox/internal/pgcluster"
+	"github.com/sagabox/sagabox/internal/testenv"
 )
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // The server is stopped in immediate mode (all its processes gone at once,
 // as in a power loss) and its postmaster.pid then names a live process that
@@ -42,7 +25,7 @@ func TestStartAfterCrashWithStalePid(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var logs syncBuffer
+	var logs testenv.Buffer
 	cfg := pgcluster.Config{Dir: filepath.Join(t.TempDir(), "pg"), Port: port, Durable: true,
 		Logger: slog.New(slog.NewTextHandler(&logs, nil))}
 	pg, err := pgcluster.Start(ctx, cfg)

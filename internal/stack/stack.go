@@ -1,8 +1,9 @@
 // Package stack runs the whole system in one process on top of a Postgres
 // server and a Kafka-protocol broker it is given: the outbox relays (one per
-// connector file, doing Debezium's job) and the three services. `sagabox up`
-// uses it with a local cluster and an embedded broker; the end-to-end tests
-// use it with fresh databases, and stop and restart single services.
+// connector file, doing Debezium's job) and the three services. The
+// end-to-end tests use it with fresh databases, and stop and restart single
+// services; `sagabox up` runs the same components as one process each
+// (cmd/sagabox, internal/supervisor).
 package stack
 
 import (

@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -47,24 +46,7 @@ func TestMain(m *testing.M) {
 	}
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func newSupervisor(t *testing.T, out *syncBuffer, kind string) (*supervisor.Supervisor, string) {
+func newSupervisor(t *testing.T, out *testenv.Buffer, kind string) (*supervisor.Supervisor, string) {
 	t.Helper()
 	runDir := t.TempDir()
 	s := supervisor.New(supervisor.Config{
@@ -80,7 +62,7 @@ func alive(pid int) bool { return syscall.Kill(pid, 0) == nil }
 
 func TestChildOutputIsPrefixedAndStopIsGraceful(t *testing.T) {
 	t.Parallel()
-	var out syncBuffer
+	var out testenv.Buffer
 	s, runDir := newSupervisor(t, &out, "serve")
 	if err := s.Start(supervisor.Spec{Name: "alpha", Args: []string{"alpha"}}); err != nil {
 		t.Fatal(err)
@@ -106,7 +88,7 @@ func TestChildOutputIsPrefixedAndStopIsGraceful(t *testing.T) {
 
 func TestKilledChildIsRestarted(t *testing.T) {
 	t.Parallel()
-	var out syncBuffer
+	var out testenv.Buffer
 	s, _ := newSupervisor(t, &out, "serve")
 	if err := s.Start(supervisor.Spec{Name: "beta", Args: []string{"beta"}}); err != nil {
 		t.Fatal(err)
@@ -125,7 +107,7 @@ func TestKilledChildIsRestarted(t *testing.T) {
 
 func TestChildIgnoringSIGTERMIsKilled(t *testing.T) {
 	t.Parallel()
-	var out syncBuffer
+	var out testenv.Buffer
 	s, _ := newSupervisor(t, &out, "stubborn")
 	if err := s.Start(supervisor.Spec{Name: "gamma"}); err != nil {
 		t.Fatal(err)

@@ -472,24 +472,6 @@ func (f *fixture) commit(group string, partition int32, offset int64, metadata s
 	}
 }
 
-// syncBuffer collects log output written from several goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) count(substr string) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return strings.Count(s.b.String(), substr)
-}
-
 // Postgres itself goes down (its processes quit at once) while messages
 // wait: they are retried for as long as it is down, far beyond MaxAttempts,
 // never parked, and applied once it is back.
@@ -517,7 +499,7 @@ func TestDatabaseOutageIsRetriedNotParked(t *testing.T) {
 	addr, _ := testenv.Kafka(t)
 	f := &fixture{t: t, pool: pool, brokers: []string{addr}}
 	f.createApplied()
-	var logs syncBuffer
+	var logs testenv.Buffer
 	c, err := consumer.New(consumer.Config{
 		Group: group, Topics: []string{topic}, Pool: pool, Handler: f.recording,
 		Logger:     slog.New(slog.NewTextHandler(&logs, nil)),
@@ -540,7 +522,7 @@ func TestDatabaseOutageIsRetriedNotParked(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.produce(rec(uuid.NewString(), "during"))
-	testenv.Eventually(t, 30*time.Second, func() bool { return logs.count("message failed, retrying") >= 10 },
+	testenv.Eventually(t, 30*time.Second, func() bool { return logs.Count("message failed, retrying") >= 10 },
 		"no retries logged while the database is down")
 	if _, err := pgcluster.Start(ctx, pgcfg); err != nil {
 		t.Fatal(err)
