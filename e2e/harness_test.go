@@ -122,7 +122,11 @@ func startSystem(t testing.TB, opts options) *system {
 
 func (s *system) waitHealthy(name string) {
 	s.t.Helper()
-	testenv.Eventually(s.t, 30*time.Second, func() bool {
+	// A generous bound: the suite runs systems of several packages at once.
+	testenv.Eventually(s.t, 90*time.Second, func() bool {
+		if exited, err := s.stack.Exited(name); exited {
+			s.t.Fatalf("%s service stopped: %v", name, err)
+		}
 		resp, err := http.Get(s.urls[name] + "/healthz")
 		if err != nil {
 			return false

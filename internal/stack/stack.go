@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -98,6 +99,7 @@ type Stack struct {
 type running struct {
 	cancel context.CancelFunc
 	done   chan error
+	exited atomic.Pointer[error] // set when Run returned
 }
 
 // Start migrates the databases, creates the relays' publications and
@@ -228,6 +230,7 @@ func (s *Stack) StartService(name string) error {
 		if err != nil && ctx.Err() == nil {
 			s.log.Error("service failed", "service", name, "err", err)
 		}
+		r.exited.Store(&err)
 		r.done <- err
 	}()
 	return nil
@@ -239,6 +242,21 @@ func (s *Stack) SetCardKeys(keys string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.cardKeys = keys
+}
+
+// Exited reports whether service name stopped by itself (it failed), and
+// with what error.
+func (s *Stack) Exited(name string) (bool, error) {
+	s.mu.Lock()
+	r, ok := s.services[name]
+	s.mu.Unlock()
+	if !ok {
+		return false, nil
+	}
+	if err := r.exited.Load(); err != nil {
+		return true, *err
+	}
+	return false, nil
 }
 
 // StopService stops service name and waits until it has shut down.
