@@ -224,3 +224,20 @@ func Outbox[P any](t testing.TB, q Querier) []OutboxEvent[P] {
 	}
 	return events
 }
+
+// AwaitLockWait waits until the backend with pid (a transaction's
+// connection: tx.Conn().PgConn().PID()) is blocked waiting for a lock, as
+// pg_stat_activity shows it, or fails the test with what. It is how a test
+// makes a race between two transactions happen in a chosen order without
+// sleeping.
+func AwaitLockWait(t testing.TB, q Querier, pid uint32, what string) {
+	t.Helper()
+	Eventually(t, 10*time.Second, func() bool {
+		rows, err := q.Query(context.Background(), `SELECT wait_event_type FROM pg_stat_activity WHERE pid = $1`, pid)
+		if err != nil {
+			return false
+		}
+		wait, err := pgx.CollectExactlyOneRow(rows, pgx.RowTo[*string])
+		return err == nil && wait != nil && *wait == "Lock"
+	}, "%s (pid %d) never waited for a lock", what, pid)
+}

@@ -357,11 +357,7 @@ func TestReplyRacesTheSweeper(t *testing.T) {
 			done <- err
 		}()
 		pidB := txB.Conn().PgConn().PID()
-		testenv.Eventually(t, 10*time.Second, func() bool {
-			var wait *string
-			err := pool.QueryRow(ctx, `SELECT wait_event_type FROM pg_stat_activity WHERE pid = $1`, pidB).Scan(&wait)
-			return err == nil && wait != nil && *wait == "Lock"
-		}, "the reply (pid %d) never waited for the sweeper's row lock", pidB)
+		testenv.AwaitLockWait(t, pool, pidB, "the reply")
 		if err := txA.Commit(ctx); err != nil {
 			t.Fatal(err)
 		}

@@ -168,11 +168,7 @@ func TestConcurrentRepliesOptimisticLock(t *testing.T) {
 		done <- err
 	}()
 	pidB := txB.Conn().PgConn().PID()
-	testenv.Eventually(t, 10*time.Second, func() bool {
-		var wait *string
-		err := pool.QueryRow(ctx, `SELECT wait_event_type FROM pg_stat_activity WHERE pid = $1`, pidB).Scan(&wait)
-		return err == nil && wait != nil && *wait == "Lock"
-	}, "transaction B never waited for the saga row lock")
+	testenv.AwaitLockWait(t, pool, pidB, "transaction B, on the saga row")
 	if err := txA.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}

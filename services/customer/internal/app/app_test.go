@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"testing"
-	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
@@ -353,11 +352,7 @@ func TestOnCreditRequestConcurrentRequestAndCancel(t *testing.T) {
 			pidB := txB.Conn().PgConn().PID()
 			done := make(chan error, 1)
 			go func() { done <- h(ctx, txB, msg(tt.second)) }()
-			testenv.Eventually(t, 10*time.Second, func() bool {
-				var wait *string
-				err := pool.QueryRow(ctx, `SELECT wait_event_type FROM pg_stat_activity WHERE pid = $1`, pidB).Scan(&wait)
-				return err == nil && wait != nil && *wait == "Lock"
-			}, "tx B (pid %d) never waited for the allocation row", pidB)
+			testenv.AwaitLockWait(t, pool, pidB, "tx B")
 			if err := txA.Commit(ctx); err != nil {
 				t.Fatal(err)
 			}

@@ -420,14 +420,7 @@ func TestOnReplyConcurrentRepliesLoseTheOptimisticLock(t *testing.T) {
 		<-done
 	}()
 
-	testenv.Eventually(t, 10*time.Second, func() bool {
-		var wait *string
-		err := pool.QueryRow(ctx, `SELECT wait_event_type FROM pg_stat_activity WHERE pid = $1`, pidB).Scan(&wait)
-		if err != nil {
-			t.Fatalf("read wait event of tx B: %v", err)
-		}
-		return wait != nil && *wait == "Lock"
-	}, "tx B (pid %d) never blocked on the saga row lock", pidB)
+	testenv.AwaitLockWait(t, pool, pidB, "tx B")
 
 	if err := txA.Commit(ctx); err != nil {
 		t.Fatalf("commit tx A: %v", err)

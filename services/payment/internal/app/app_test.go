@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
@@ -301,11 +300,7 @@ func TestOnPaymentRequestConcurrentRequestAndCancel(t *testing.T) {
 			pidB := txB.Conn().PgConn().PID()
 			done := make(chan error, 1)
 			go func() { done <- h(ctx, txB, msg(tt.second)) }()
-			testenv.Eventually(t, 10*time.Second, func() bool {
-				var wait *string
-				err := pool.QueryRow(ctx, `SELECT wait_event_type FROM pg_stat_activity WHERE pid = $1`, pidB).Scan(&wait)
-				return err == nil && wait != nil && *wait == "Lock"
-			}, "tx B (pid %d) never waited for the payment row", pidB)
+			testenv.AwaitLockWait(t, pool, pidB, "tx B")
 			if err := txA.Commit(ctx); err != nil {
 				t.Fatal(err)
 			}
