@@ -8,16 +8,16 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
-// Execer is the part of a pool or transaction Park needs.
-type Execer interface {
+// execer is the part of a pool or transaction insertParked needs.
+type execer interface {
 	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
 }
 
-// Park stores message m of consumer in the parkedmessage table with the
-// error that stopped it. Parking the same record (consumer, topic,
+// insertParked stores message m of consumer in the parkedmessage table with
+// the error that stopped it. Parking the same record (consumer, topic,
 // partition, offset) again changes nothing. A parked message is not in the
 // journal: replaying it applies it once.
-func Park(ctx context.Context, db Execer, consumer string, m Message, cause error) error {
+func insertParked(ctx context.Context, db execer, consumer string, m Message, cause error) error {
 	const q = `INSERT INTO parkedmessage (consumer, topic, partition, "offset", key, value, headers, error)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
 		ON CONFLICT (consumer, topic, partition, "offset") DO NOTHING`

@@ -198,7 +198,7 @@ func (c *Consumer) park(ctx context.Context, log *slog.Logger, span trace.Span, 
 	span.SetStatus(codes.Error, "message parked")
 	backoff := c.cfg.MinBackoff
 	for {
-		err := Park(ctx, c.cfg.Pool, c.cfg.Group, m, cause)
+		err := insertParked(ctx, c.cfg.Pool, c.cfg.Group, m, cause)
 		if err == nil {
 			c.observe(m.Topic, RecordParked)
 			return true
