@@ -90,7 +90,7 @@ func fuzzTransitions(t *testing.T, events []byte) {
 			n, na, err = MarkCompensated(def, s, step, clock)
 		}
 		if err != nil {
-			if !errors.Is(err, ErrUnexpectedReply) && !errors.Is(err, ErrNotDue) && !errors.Is(err, ErrWrongState) {
+			if !errors.Is(err, ErrUnexpectedReply) && !errors.Is(err, ErrEarlyReply) && !errors.Is(err, ErrNotDue) && !errors.Is(err, ErrWrongState) {
 				t.Fatalf("event %d (%d %s %s): unexpected error %v", i/2, kind, step, outcome, err)
 			}
 			if len(na) != 0 || !sameState(n, s) {

@@ -227,10 +227,22 @@ type Action struct {
 	Compensate bool
 }
 
-// ErrUnexpectedReply reports a reply that does not fit the saga's state: for
-// a step that is not waiting for one, or after the saga finished. It is what
-// a redelivered or late reply looks like; callers log it and change nothing.
+// ErrUnexpectedReply reports a late reply: one that answers a message the
+// saga no longer waits for (its step settled already, or the saga ended). It
+// is what a redelivered reply, or the answer to a request sent again,
+// looks like; callers log it and change nothing.
 var ErrUnexpectedReply = errors.New("unexpected reply")
+
+// ErrEarlyReply reports a reply that is ahead of the saga's state as read:
+// it answers a message the state does not show as sent yet (a request of a
+// step not started, a compensation not begun). The transaction that sent
+// that message has committed — its outbox row was published, and the
+// participant answered — but is not visible to this reader yet: PostgreSQL
+// flushes a commit (which logical decoding streams at once) before the
+// committing backend makes it visible to other sessions, and with Debezium
+// and Kafka the whole round trip can fit in that gap. It is transient:
+// retry the reply shortly, with a fresh read, until the state catches up.
+var ErrEarlyReply = errors.New("reply ahead of the saga state")
 
 // ErrNotDue reports a saga whose deadline has not passed (or that has none).
 var ErrNotDue = errors.New("saga deadline not passed")
@@ -263,8 +275,10 @@ func Begin(d Definition, id uuid.UUID, payload json.RawMessage, now time.Time) (
 // ABORTING and compensates the SUCCEEDED steps one at a time, newest first,
 // then the ABANDONED ones; each COMPENSATED reply moves to the next, and
 // when none is left the saga is ABORTED. Steps without a compensation are
-// marked COMPENSATED on the spot. Any other reply (to a step that does not
-// wait for one, or of the wrong kind) yields ErrUnexpectedReply.
+// marked COMPENSATED on the spot. Any other reply is ErrEarlyReply when it
+// answers a message s does not show as sent yet (see early), else
+// ErrUnexpectedReply: a late reply, to a step that does not wait for one any
+// more or after the saga ended, or of no known kind.
 func Transition(d Definition, s State, step string, outcome StepStatus, now time.Time) (State, []Action, error) {
 	idx, ok := d.step(step)
 	if !ok {
@@ -291,8 +305,32 @@ func Transition(d Definition, s State, step string, outcome StepStatus, now time
 		next.StepStatus[step] = StepCompensated
 		return next, compensateNext(d, &next, now), nil
 	}
+	kind := ErrUnexpectedReply
+	if early(s.Status, cur, outcome, d.Steps[idx].Compensate != nil) {
+		kind = ErrEarlyReply
+	}
 	return s, nil, fmt.Errorf("%w: step %s is %s in %s saga %s, reply says %s",
-		ErrUnexpectedReply, step, orNone(cur), s.Status, s.ID, outcome)
+		kind, step, orNone(cur), s.Status, s.ID, outcome)
+}
+
+// early reports whether a reply with outcome, for a step whose status is cur
+// in a saga of status, answers a message that the state does not show as
+// sent yet. SUCCEEDED and FAILED answer the step's request, which is sent
+// when the step starts; COMPENSATED answers its compensation, which is sent
+// when the step becomes COMPENSATING (only ever from SUCCEEDED or
+// ABANDONED, and only if it is compensable). A saga that ended sends
+// nothing more: every reply to it is late.
+func early(status Status, cur, outcome StepStatus, compensable bool) bool {
+	if status.Done() {
+		return false
+	}
+	switch outcome {
+	case StepSucceeded, StepFailed:
+		return cur == ""
+	case StepCompensated:
+		return compensable && (cur == "" || cur == StepStarted || cur == StepSucceeded || cur == StepAbandoned)
+	}
+	return false
 }
 
 // Timeout applies a passed deadline at now: the current step's request is

@@ -222,21 +222,33 @@ func TestTransition(t *testing.T) {
 			from: waiting(st(StatusAborting, "d", steps{"a": StepCompensated, "b": StepCompensated, "c": StepCompensated, "d": StepCompensating}), 4, dlA),
 			want: since(st(StatusAborted, "d", steps{"a": StepCompensated, "b": StepCompensated, "c": StepCompensated, "d": StepCompensated}), now),
 		}),
-		// Replies that do not fit change nothing.
+		// Replies that do not fit change nothing. A late one (its step no
+		// longer waits for it, or the saga ended) is ErrUnexpectedReply.
 		{step: "a", outcome: StepSucceeded, transitionCase: transitionCase{name: "duplicate success", from: st(StatusStarted, "b", steps{"a": StepSucceeded, "b": StepStarted}), wantErr: ErrUnexpectedReply}},
-		{step: "b", outcome: StepSucceeded, transitionCase: transitionCase{name: "reply for a step not started", from: st(StatusStarted, "a", steps{"a": StepStarted}), wantErr: ErrUnexpectedReply}},
 		{step: "x", outcome: StepSucceeded, transitionCase: transitionCase{name: "unknown step", from: st(StatusStarted, "a", steps{"a": StepStarted}), wantErr: ErrUnexpectedReply}},
-		{step: "a", outcome: StepCompensated, transitionCase: transitionCase{name: "compensated while running", from: st(StatusStarted, "a", steps{"a": StepStarted}), wantErr: ErrUnexpectedReply}},
 		{step: "a", outcome: StepSucceeded, transitionCase: transitionCase{name: "success while compensating", from: st(StatusAborting, "a", steps{"a": StepCompensating, "b": StepFailed}), wantErr: ErrUnexpectedReply}},
 		{step: "b", outcome: StepFailed, transitionCase: transitionCase{name: "late reply of failed step", from: st(StatusAborting, "a", steps{"a": StepCompensating, "b": StepFailed}), wantErr: ErrUnexpectedReply}},
+		{step: "b", outcome: StepCompensated, transitionCase: transitionCase{name: "compensated reply of a failed step (never compensated)", from: st(StatusAborting, "a", steps{"a": StepCompensating, "b": StepFailed}), wantErr: ErrUnexpectedReply}},
 		{step: "d", outcome: StepSucceeded, transitionCase: transitionCase{name: "late success of an abandoned step", from: st(StatusAborting, "c", steps{"a": StepSucceeded, "b": StepSucceeded, "c": StepCompensating, "d": StepAbandoned}), wantErr: ErrUnexpectedReply}},
 		{step: "d", outcome: StepFailed, transitionCase: transitionCase{name: "late failure of an abandoned step", from: st(StatusAborting, "c", steps{"a": StepSucceeded, "b": StepSucceeded, "c": StepCompensating, "d": StepAbandoned}), wantErr: ErrUnexpectedReply}},
-		{step: "d", outcome: StepCompensated, transitionCase: transitionCase{name: "compensated reply of an abandoned step not yet cancelled", from: st(StatusAborting, "c", steps{"a": StepSucceeded, "b": StepSucceeded, "c": StepCompensating, "d": StepAbandoned}), wantErr: ErrUnexpectedReply}},
 		{step: "d", outcome: StepSucceeded, transitionCase: transitionCase{name: "late success of a step being cancelled", from: st(StatusAborting, "d", steps{"a": StepCompensated, "b": StepCompensated, "c": StepCompensated, "d": StepCompensating}), wantErr: ErrUnexpectedReply}},
+		{step: "a", outcome: StepCompensated, transitionCase: transitionCase{name: "second compensated reply", from: st(StatusAborting, "b", steps{"a": StepCompensated, "b": StepCompensating}), wantErr: ErrUnexpectedReply}},
 		{step: "d", outcome: StepSucceeded, transitionCase: transitionCase{name: "reply after success", from: st(StatusSucceeded, "d", steps{"a": StepSucceeded, "b": StepSucceeded, "c": StepSucceeded, "d": StepSucceeded}), wantErr: ErrUnexpectedReply}},
+		{step: "a", outcome: StepCompensated, transitionCase: transitionCase{name: "compensated reply after success", from: st(StatusSucceeded, "d", steps{"a": StepSucceeded, "b": StepSucceeded, "c": StepSucceeded, "d": StepSucceeded}), wantErr: ErrUnexpectedReply}},
 		{step: "a", outcome: StepCompensated, transitionCase: transitionCase{name: "reply after abort", from: st(StatusAborted, "a", steps{"a": StepCompensated, "b": StepFailed}), wantErr: ErrUnexpectedReply}},
+		{step: "c", outcome: StepSucceeded, transitionCase: transitionCase{name: "reply after abort for a step never started", from: st(StatusAborted, "a", steps{"a": StepCompensated, "b": StepFailed}), wantErr: ErrUnexpectedReply}},
 		{step: "a", outcome: StepStarted, transitionCase: transitionCase{name: "started is not an outcome", from: st(StatusStarted, "a", steps{"a": StepStarted}), wantErr: ErrUnexpectedReply}},
 		{step: "a", outcome: StepAbandoned, transitionCase: transitionCase{name: "abandoned is not an outcome", from: st(StatusStarted, "a", steps{"a": StepStarted}), wantErr: ErrUnexpectedReply}},
+		// An early one answers a message the state does not show as sent
+		// (the transition that sent it committed but is not visible yet):
+		// ErrEarlyReply, retried until the state catches up.
+		{step: "b", outcome: StepSucceeded, transitionCase: transitionCase{name: "reply for a step not started", from: st(StatusStarted, "a", steps{"a": StepStarted}), wantErr: ErrEarlyReply}},
+		{step: "b", outcome: StepFailed, transitionCase: transitionCase{name: "failure of the next step before the previous one's success is seen", from: st(StatusStarted, "a", steps{"a": StepStarted}), wantErr: ErrEarlyReply}},
+		{step: "a", outcome: StepSucceeded, transitionCase: transitionCase{name: "reply before the saga's first state is seen", from: st(StatusStarted, "", steps{}), wantErr: ErrEarlyReply}},
+		{step: "a", outcome: StepCompensated, transitionCase: transitionCase{name: "compensated while running", from: st(StatusStarted, "a", steps{"a": StepStarted}), wantErr: ErrEarlyReply}},
+		{step: "a", outcome: StepCompensated, transitionCase: transitionCase{name: "compensated before the failure that starts compensating is seen", from: st(StatusStarted, "b", steps{"a": StepSucceeded, "b": StepStarted}), wantErr: ErrEarlyReply}},
+		{step: "a", outcome: StepCompensated, transitionCase: transitionCase{name: "compensated before its turn is seen", from: st(StatusAborting, "c", steps{"a": StepSucceeded, "b": StepSucceeded, "c": StepCompensating, "d": StepFailed}), wantErr: ErrEarlyReply}},
+		{step: "d", outcome: StepCompensated, transitionCase: transitionCase{name: "compensated reply of an abandoned step not yet cancelled", from: st(StatusAborting, "c", steps{"a": StepSucceeded, "b": StepSucceeded, "c": StepCompensating, "d": StepAbandoned}), wantErr: ErrEarlyReply}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -454,12 +466,19 @@ func TestEveryPathKeepsTheInvariants(t *testing.T) {
 		return evs
 	}
 	terminal := map[Status]int{}
-	var walk func(s State, acts []Action, clock time.Time, path []string, undo, abandoned map[string]bool)
-	walk = func(s State, acts []Action, clock time.Time, path []string, undo, abandoned map[string]bool) {
+	var walk func(s State, acts []Action, clock time.Time, path []string, undo, abandoned map[string]bool, sent map[Action]bool)
+	walk = func(s State, acts []Action, clock time.Time, path []string, undo, abandoned map[string]bool, sent map[Action]bool) {
 		if len(path) > 40 {
 			t.Fatalf("saga did not terminate: %v → %+v", path, s)
 		}
 		if err := checkInvariants(s, acts, clock, undo, abandoned); err != nil {
+			t.Fatalf("%v: %v", path, err)
+		}
+		sent = maps.Clone(sent)
+		for _, a := range acts {
+			sent[a] = true
+		}
+		if err := checkEarlyAndLate(s, sent); err != nil {
 			t.Fatalf("%v: %v", path, err)
 		}
 		if s.Status.Done() {
@@ -479,11 +498,11 @@ func TestEveryPathKeepsTheInvariants(t *testing.T) {
 				t.Errorf("%v %s: %v", path, ev.name, err)
 			}
 			nu, na2 := track(s, n, undo, abandoned)
-			walk(n, na, ev.at, append(slices.Clone(path), ev.name+"@"+a.Step), nu, na2)
+			walk(n, na, ev.at, append(slices.Clone(path), ev.name+"@"+a.Step), nu, na2, sent)
 		}
 	}
 	s, acts := Begin(def, uuid.Nil, nil, now)
-	walk(s, acts, now, nil, map[string]bool{}, map[string]bool{})
+	walk(s, acts, now, nil, map[string]bool{}, map[string]bool{}, map[Action]bool{})
 	if terminal[StatusSucceeded] == 0 || terminal[StatusAborted] == 0 {
 		t.Errorf("terminal paths: %v", terminal)
 	}
@@ -534,6 +553,35 @@ func checkInvariants(s State, acts []Action, clock time.Time, undo, abandoned ma
 		for name, ss := range s.StepStatus {
 			if ss == StepSucceeded {
 				return fmt.Errorf("abandoned step %s compensated before succeeded step %s", a.Step, name)
+			}
+		}
+	}
+	return nil
+}
+
+// checkEarlyAndLate reports a reply misjudged in state s, given every
+// message the saga sent on its way there: a reply to a message it sent
+// (now or before) fits the state or is late — never early, or it would be
+// retried for nothing — and a reply to a message it has not sent but may
+// still send is early (the state that sent it is not visible yet). A reply
+// to a message it can never send any more (the saga ended; a compensation
+// of a step that failed, has nothing to undo or was undone) is late.
+// Replies are tried for every step and every outcome.
+func checkEarlyAndLate(s State, sent map[Action]bool) error {
+	for _, st := range def.Steps {
+		for _, outcome := range []StepStatus{StepSucceeded, StepFailed, StepCompensated} {
+			answers := Action{Step: st.Name, Compensate: outcome == StepCompensated}
+			cur := s.StepStatus[st.Name]
+			mayStillSend := !s.Status.Done() && !sent[answers] &&
+				(!answers.Compensate || st.Compensate != nil && cur != StepFailed && cur != StepCompensated)
+			_, _, err := Transition(def, s, st.Name, outcome, now)
+			switch {
+			case sent[answers] && errors.Is(err, ErrEarlyReply):
+				return fmt.Errorf("reply %s to %+v, which was sent, judged early in %+v", outcome, answers, s)
+			case mayStillSend && !errors.Is(err, ErrEarlyReply):
+				return fmt.Errorf("reply %s to %+v, not sent yet, not judged early in %+v: %v", outcome, answers, s, err)
+			case !sent[answers] && !mayStillSend && !errors.Is(err, ErrUnexpectedReply):
+				return fmt.Errorf("reply %s to %+v, which can never be sent, not judged late in %+v: %v", outcome, answers, s, err)
 			}
 		}
 	}

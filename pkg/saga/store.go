@@ -91,10 +91,13 @@ func (o *Orchestrator) Start(ctx context.Context, tx pgx.Tx, id uuid.UUID, paylo
 // runs Transition, writes the state back guarded by its version, records
 // the transition in the history with cause (the reply message; its Kind is
 // set to CauseReply) and writes the resulting messages to the outbox. The
-// returned bool is false when the reply was unexpected (see
-// ErrUnexpectedReply) and nothing changed; the caller should log it and
-// commit its journal entry. ErrStale means another transaction updated the
-// saga first: roll back and retry.
+// returned bool is false when the reply was late (see ErrUnexpectedReply)
+// and nothing changed; the caller should log it and commit its journal
+// entry. ErrNotFound (no saga yet) and ErrEarlyReply (the saga does not show
+// the message this reply answers) are what a reply that outran the commit
+// of its saga's transition looks like: roll back and retry it shortly (see
+// ErrEarlyReply). ErrStale means another transaction updated the saga
+// first: roll back and retry.
 func (o *Orchestrator) Handle(ctx context.Context, tx pgx.Tx, id uuid.UUID, step string, reply json.RawMessage, cause Cause) (State, bool, error) {
 	s, now, err := load(ctx, tx, id, false)
 	if err != nil {
