@@ -17,6 +17,7 @@ type Consumer struct {
 	consumed *prometheus.CounterVec
 	retried  *prometheus.CounterVec
 	parked   *prometheus.CounterVec
+	early    *prometheus.CounterVec
 }
 
 // NewConsumer registers the counters of consumer group on reg:
@@ -24,6 +25,7 @@ type Consumer struct {
 //	sagabox_messages_consumed_total{consumer,topic,result}  result applied|duplicate
 //	sagabox_messages_retried_total{consumer,topic}         failed attempts tried again
 //	sagabox_messages_parked_total{consumer,topic}
+//	sagabox_messages_early_total{consumer,topic}           arrived ahead of the state they answer, waited for
 func NewConsumer(reg prometheus.Registerer, group string) *Consumer {
 	labels := prometheus.Labels{"consumer": group}
 	c := &Consumer{
@@ -39,8 +41,12 @@ func NewConsumer(reg prometheus.Registerer, group string) *Consumer {
 			Namespace: Namespace, Name: "messages_parked_total", ConstLabels: labels,
 			Help: "Records parked in parkedmessage (undecodable, permanent error, or out of attempts).",
 		}, []string{"topic"}),
+		early: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "messages_early_total", ConstLabels: labels,
+			Help: "Records that arrived ahead of the state they answer (a reply before its saga's commit is visible) and were waited for.",
+		}, []string{"topic"}),
 	}
-	reg.MustRegister(c.consumed, c.retried, c.parked)
+	reg.MustRegister(c.consumed, c.retried, c.parked, c.early)
 	return c
 }
 
@@ -56,6 +62,8 @@ func (c *Consumer) Observe(topic string, o consumer.Outcome) {
 		c.retried.WithLabelValues(topic).Inc()
 	case consumer.RecordParked:
 		c.parked.WithLabelValues(topic).Inc()
+	case consumer.RecordEarly:
+		c.early.WithLabelValues(topic).Inc()
 	}
 }
 

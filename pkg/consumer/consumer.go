@@ -15,7 +15,10 @@
 //
 // Failures: a failure of the infrastructure (see Infrastructure, plus
 // Config.Retryable) is retried with capped exponential backoff for as long
-// as it lasts and never parks a message. A message that can never succeed —
+// as it lasts and never parks a message. A message that arrived before the
+// state it answers is visible (the handler says so with Early) is tried
+// again every few milliseconds until it fits, for up to Config.EarlyWait.
+// A message that can never succeed —
 // undecodable, without an "id" header, or one whose handler returns a
 // Permanent error — is parked in the parkedmessage table with its error,
 // never dropped. Any other error is retried Config.MaxAttempts times and
@@ -67,6 +70,10 @@ type Config struct {
 	// MaxAttempts is how many times a message failing with an unclassified
 	// error is tried before it is parked (default 20).
 	MaxAttempts int
+	// EarlyWait bounds how long a message the handler reports as Early
+	// (ahead of the state it answers) is retried, every few milliseconds,
+	// before it is parked (default 30s). Meanwhile its partition waits.
+	EarlyWait time.Duration
 	// MaxRecordBytes bounds a record (key, value and headers together); a
 	// larger one is parked unread (default DefaultMaxRecordBytes).
 	MaxRecordBytes int
@@ -103,6 +110,9 @@ func (c *Config) defaults() {
 	}
 	if c.MaxAttempts == 0 {
 		c.MaxAttempts = 20
+	}
+	if c.EarlyWait == 0 {
+		c.EarlyWait = 30 * time.Second
 	}
 	if c.MaxRecordBytes == 0 {
 		c.MaxRecordBytes = DefaultMaxRecordBytes
@@ -237,17 +247,19 @@ func (c *Consumer) Run(ctx context.Context, cl *kgo.Client) error {
 		fetches.EachError(func(topic string, p int32, err error) {
 			c.fetchError(ctx, topicPartition{topic, p}, err)
 		})
-		fetches.EachPartition(func(p kgo.FetchTopicPartition) {
-			if len(p.Records) == 0 {
-				return
+		fetches.EachTopic(func(t kgo.FetchTopic) {
+			for _, p := range t.Partitions {
+				if len(p.Records) == 0 {
+					continue
+				}
+				c.mu.Lock()
+				w := c.workers[topicPartition{t.Topic, p.Partition}]
+				c.mu.Unlock()
+				if w == nil {
+					continue // revoked meanwhile: not marked, so redelivered to the new owner
+				}
+				w.push(t.TopicID, p.Records)
 			}
-			c.mu.Lock()
-			w := c.workers[topicPartition{p.Topic, p.Partition}]
-			c.mu.Unlock()
-			if w == nil {
-				return // revoked meanwhile: not marked, so redelivered to the new owner
-			}
-			w.push(p.Records)
 		})
 		cl.AllowRebalance()
 	}

@@ -48,7 +48,7 @@ func TestOversizedRecordsAreParked(t *testing.T) {
 		}
 	}
 	var ids, withValue int
-	err := f.pool.QueryRow(context.Background(), `SELECT count(headers->>'id'), count(*) FILTER (WHERE length(value) >= 65536)
+	err := f.pool.QueryRow(context.Background(), `SELECT count(event_id), count(*) FILTER (WHERE length(value) >= 65536)
 		FROM parkedmessage`).Scan(&ids, &withValue)
 	if err != nil || ids != 2 || withValue != 2 {
 		t.Errorf("parked rows with an id header %d, with their value %d (%v): want 2 and 2, replayable", ids, withValue, err)

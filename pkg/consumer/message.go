@@ -73,6 +73,32 @@ func Permanent(err error) error {
 	return permanent{err}
 }
 
+// ErrEarly marks a message that arrived ahead of the state it answers: the
+// transaction that wrote that state (say, the saga a reply is for) has
+// committed elsewhere, but is not visible to the handler's reads yet.
+// Change data capture publishes a commit as soon as it is in the WAL, which
+// can be before the committing session has made it visible to others, and
+// the round trip through Kafka can fit in between. Such a message is tried
+// again every few milliseconds (holding back its partition) until it fits,
+// and parked only after Config.EarlyWait.
+var ErrEarly = errors.New("message ahead of the state it answers")
+
+type early struct{ err error }
+
+func (e early) Error() string        { return e.err.Error() }
+func (e early) Unwrap() []error      { return []error{e.err, ErrEarly} }
+func (e early) Is(target error) bool { return target == ErrEarly }
+
+// Early wraps err, a handler's finding that its message answers a state it
+// cannot see yet, so that the consumer tries the message again shortly
+// (see ErrEarly).
+func Early(err error) error {
+	if err == nil {
+		return nil
+	}
+	return early{err}
+}
+
 // decode reads the headers the relay sets. A record without a valid "id"
 // header cannot be deduplicated and is refused; so is a record larger than
 // maxBytes, whose value no handler gets to read (its headers are kept, so

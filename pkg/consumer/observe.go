@@ -21,6 +21,9 @@ const (
 	RecordRetried
 	// RecordParked: the message was stored in parkedmessage with its error.
 	RecordParked
+	// RecordEarly: the message arrived ahead of the state it answers (see
+	// ErrEarly) and is waited for; reported once per message.
+	RecordEarly
 )
 
 func (o Outcome) String() string {
@@ -33,13 +36,16 @@ func (o Outcome) String() string {
 		return "retried"
 	case RecordParked:
 		return "parked"
+	case RecordEarly:
+		return "early"
 	}
 	return fmt.Sprintf("outcome(%d)", uint8(o))
 }
 
 // Observer is told what became of every record the consumer handles: once
 // per record with Applied, Duplicate or Parked, after the transaction that
-// decided it ended, and once per failed attempt that is retried. It is
+// decided it ended, once per failed attempt that is retried, and once per
+// record that arrived ahead of the state it answers (Early). It is
 // called from the partition workers, concurrently: it must be fast and must
 // not block (incrementing a counter is what it is for).
 type Observer func(topic string, o Outcome)

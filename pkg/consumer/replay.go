@@ -2,11 +2,11 @@ package consumer
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/sagabox/sagabox/pkg/outbox"
@@ -30,13 +30,18 @@ var (
 	ErrReplayed       = errors.New("parked message already replayed")
 )
 
-// Parked is a row of the parkedmessage table.
+// Parked is a row of the parkedmessage table. Key and the header values
+// hold the record's bytes as they came (Go strings of any bytes); as JSON,
+// bytes that are not UTF-8 show as U+FFFD.
 type Parked struct {
-	ID             int64             `json:"id"`
-	Consumer       string            `json:"consumer"`
-	Topic          string            `json:"topic"`
-	Partition      int32             `json:"partition"`
-	Offset         int64             `json:"offset"`
+	ID        int64      `json:"id"`
+	Consumer  string     `json:"consumer"`
+	Topic     string     `json:"topic"`
+	TopicID   *uuid.UUID `json:"topicId,omitempty"`
+	Partition int32      `json:"partition"`
+	Offset    int64      `json:"offset"`
+	// EventID is the record's "id" header when it is a UUID.
+	EventID        *uuid.UUID        `json:"eventId,omitempty"`
 	Key            string            `json:"key"`
 	Value          []byte            `json:"-"`
 	Headers        map[string]string `json:"headers"`
@@ -82,21 +87,29 @@ type ParkedFilter struct {
 // MaxParkedPage is the largest page ListParked returns.
 const MaxParkedPage = 500
 
-const parkedColumns = `id, consumer, topic, partition, "offset", key, value, headers, error, parked_at,
-	status, replay_attempts, replayed_at, coalesce(replayed_by, ''), coalesce(replay_reason, ''), coalesce(replay_outcome, '')`
+const parkedColumns = `id, consumer, topic, topic_id, partition, "offset", event_id, key, value, header_keys, header_values,
+	error, parked_at, status, replay_attempts, replayed_at, coalesce(replayed_by, ''), coalesce(replay_reason, ''),
+	coalesce(replay_outcome, '')`
 
 func scanParked(row pgx.CollectableRow) (Parked, error) {
 	var (
-		p       Parked
-		headers []byte
+		p            Parked
+		key          []byte
+		hkeys, hvals [][]byte
 	)
-	err := row.Scan(&p.ID, &p.Consumer, &p.Topic, &p.Partition, &p.Offset, &p.Key, &p.Value, &headers, &p.Error, &p.ParkedAt,
+	err := row.Scan(&p.ID, &p.Consumer, &p.Topic, &p.TopicID, &p.Partition, &p.Offset, &p.EventID, &key, &p.Value,
+		&hkeys, &hvals, &p.Error, &p.ParkedAt,
 		&p.Status, &p.ReplayAttempts, &p.ReplayedAt, &p.ReplayedBy, &p.ReplayReason, &p.ReplayOutcome)
 	if err != nil {
 		return p, err
 	}
-	if err := json.Unmarshal(headers, &p.Headers); err != nil {
-		return p, fmt.Errorf("decode headers of parked message %d: %w", p.ID, err)
+	if len(hkeys) != len(hvals) {
+		return p, fmt.Errorf("parked message %d: %d header names for %d values", p.ID, len(hkeys), len(hvals))
+	}
+	p.Key = string(key)
+	p.Headers = make(map[string]string, len(hkeys))
+	for i := range hkeys {
+		p.Headers[string(hkeys[i])] = string(hvals[i])
 	}
 	return p, nil
 }
@@ -178,7 +191,7 @@ func (c *Consumer) Replay(ctx context.Context, id int64, by, reason string, audi
 	})
 	if handlerErr != nil {
 		const failed = `UPDATE parkedmessage SET error = $2, replay_attempts = replay_attempts + 1 WHERE id = $1`
-		if _, uerr := c.cfg.Pool.Exec(ctx, failed, id, "replay by "+by+": "+handlerErr.Error()); uerr != nil {
+		if _, uerr := c.cfg.Pool.Exec(ctx, failed, id, cleanText("replay by "+by+": "+handlerErr.Error())); uerr != nil {
 			c.log.WarnContext(ctx, "record failed replay", "parked_id", id, "err", uerr)
 		}
 		return p, fmt.Errorf("replay parked message %d: %w", id, handlerErr)

@@ -33,9 +33,10 @@ type worker struct {
 	done   chan struct{}
 	wake   chan struct{}
 
-	mu     sync.Mutex
-	queue  []*kgo.Record
-	paused bool
+	mu      sync.Mutex
+	queue   []*kgo.Record
+	paused  bool
+	topicID [16]byte // the id of the topic the queued records came from (zero: unknown)
 }
 
 func newWorker(c *Consumer, cl *kgo.Client, tp topicPartition) *worker {
@@ -44,9 +45,12 @@ func newWorker(c *Consumer, cl *kgo.Client, tp topicPartition) *worker {
 		done: make(chan struct{}), wake: make(chan struct{}, 1)}
 }
 
-// push queues records; it never blocks.
-func (w *worker) push(recs []*kgo.Record) {
+// push queues records of the topic whose id is topicID; it never blocks.
+func (w *worker) push(topicID [16]byte, recs []*kgo.Record) {
 	w.mu.Lock()
+	if topicID != ([16]byte{}) {
+		w.topicID = topicID
+	}
 	w.queue = append(w.queue, recs...)
 	if len(w.queue) >= w.c.cfg.QueueLimit && !w.paused {
 		w.paused = true
@@ -115,11 +119,21 @@ func (w *worker) process(r *kgo.Record) bool {
 	ctx, span := c.startSpan(w.ctx, r, m)
 	defer span.End()
 	log := c.log.With("topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "event_id", m.ID, "event_type", m.EventType)
+	park := func(cause error) bool {
+		w.mu.Lock()
+		topicID := w.topicID
+		w.mu.Unlock()
+		return c.park(ctx, log, span, r, topicID, cause)
+	}
 
 	if decodeErr != nil {
-		return c.park(ctx, log, span, m, decodeErr)
+		return park(decodeErr)
 	}
 	backoff := c.cfg.MinBackoff
+	var (
+		earlySince   time.Time
+		earlyBackoff = earlyMinBackoff
+	)
 	for attempt := 1; ; attempt++ {
 		dup, err := c.apply(ctx, m)
 		switch {
@@ -135,11 +149,28 @@ func (w *worker) process(r *kgo.Record) bool {
 		case ctx.Err() != nil:
 			return false
 		case errors.Is(err, ErrPermanent):
-			return c.park(ctx, log, span, m, err)
+			return park(err)
+		case errors.Is(err, ErrEarly):
+			// Ahead of what it answers: tried again soon, without counting
+			// attempts, until it fits or EarlyWait has passed.
+			if earlySince.IsZero() {
+				earlySince = time.Now()
+				c.observe(r.Topic, RecordEarly)
+				log.InfoContext(ctx, "message ahead of the state it answers; waiting for that state", "err", err)
+				span.AddEvent("early", trace.WithAttributes(attribute.String("error", err.Error())))
+			} else if waited := time.Since(earlySince); waited >= c.cfg.EarlyWait {
+				return park(fmt.Errorf("still ahead of the state it answers after %s: %w", waited.Round(time.Millisecond), err))
+			}
+			if !sleep(ctx, jitter(earlyBackoff)) {
+				return false
+			}
+			earlyBackoff = min(2*earlyBackoff, earlyMaxBackoff)
+			attempt--
+			continue
 		case c.transient(err):
 			// Retried for as long as it lasts.
 		case attempt >= c.cfg.MaxAttempts:
-			return c.park(ctx, log, span, m, fmt.Errorf("gave up after %d attempts: %w", attempt, err))
+			return park(fmt.Errorf("gave up after %d attempts: %w", attempt, err))
 		}
 		c.observe(r.Topic, RecordRetried)
 		log.WarnContext(ctx, "message failed, retrying", "attempt", attempt, "backoff", backoff, "err", err)
@@ -189,18 +220,19 @@ func (c *Consumer) startSpan(ctx context.Context, r *kgo.Record, m Message) (con
 		))
 }
 
-// park stores the message with its error, retrying until the database takes
+// park stores record r with its error, retrying until the database takes
 // it (or the worker is cancelled), so that its offset can be committed
-// without losing it.
-func (c *Consumer) park(ctx context.Context, log *slog.Logger, span trace.Span, m Message, cause error) bool {
+// without losing it: it returns true only once r is in the parkedmessage
+// table.
+func (c *Consumer) park(ctx context.Context, log *slog.Logger, span trace.Span, r *kgo.Record, topicID [16]byte, cause error) bool {
 	log.ErrorContext(ctx, "message parked", "err", cause)
 	span.RecordError(cause)
 	span.SetStatus(codes.Error, "message parked")
 	backoff := c.cfg.MinBackoff
 	for {
-		err := insertParked(ctx, c.cfg.Pool, c.cfg.Group, m, cause)
+		err := insertParked(ctx, c.cfg.Pool, c.cfg.Group, r, topicID, cause)
 		if err == nil {
-			c.observe(m.Topic, RecordParked)
+			c.observe(r.Topic, RecordParked)
 			return true
 		}
 		if ctx.Err() != nil {
@@ -213,6 +245,13 @@ func (c *Consumer) park(ctx context.Context, log *slog.Logger, span trace.Span, 
 		backoff = min(2*backoff, c.cfg.MaxBackoff)
 	}
 }
+
+// The wait between attempts at a message ahead of the state it answers:
+// that state is normally a few milliseconds from visible.
+const (
+	earlyMinBackoff = time.Millisecond
+	earlyMaxBackoff = 100 * time.Millisecond
+)
 
 func jitter(d time.Duration) time.Duration {
 	return d/2 + rand.N(d/2+1)
