@@ -42,6 +42,7 @@ var (
 // Call it from TestMain: `func TestMain(m *testing.M) { testenv.Main(m) }`.
 func Main(m *testing.M) {
 	code := m.Run()
+	stopHeld()
 	if cluster != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		if err := cluster.Stop(ctx); err != nil {
@@ -101,8 +102,14 @@ func Name(prefix string) string {
 // for none), and returns its superuser URL. It is dropped when the test ends.
 func Database(t testing.TB, fsys fs.FS) string {
 	t.Helper()
+	return createDatabase(t, server(t), fsys)
+}
+
+// createDatabase creates a database migrated with fsys on the server admin
+// (a superuser URL) for this test.
+func createDatabase(t testing.TB, admin *url.URL, fsys fs.FS) string {
+	t.Helper()
 	ctx := context.Background()
-	admin := server(t)
 	name := Name("t")
 	conn, err := pgx.Connect(ctx, admin.String())
 	if err != nil {
