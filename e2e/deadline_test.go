@@ -383,7 +383,9 @@ func (s *system) replies(topic, sagaID string) []string {
 // saga ended. The money stays exactly right and no saga moves.
 func TestLateAndReorderedMessagesLeaveTheMoneyRight(t *testing.T) {
 	t.Parallel()
-	s := startSystem(t, options{})
+	// The replies to the saga that never existed are waited for (it might
+	// only not be visible yet), then parked: a second, not 30.
+	s := startSystem(t, options{env: map[string]string{"SAGA_EARLY_REPLY_WAIT": "1s"}})
 	ctx := context.Background()
 	overLimit := s.placeOrder(requestFile(t, "place-invalid-order2.json")) // credit REJECTED, no payment step
 	refused := s.placeOrder(requestFile(t, "place-invalid-order1.json"))   // payment FAILED, credit released

@@ -20,7 +20,7 @@ func TestEveryServiceDatabaseMigrates(t *testing.T) {
 		fsys   fs.FS
 		tables []string
 	}{
-		"order":    {migrations.Order(), []string{"consumedmessage", "outboxevent", "parkedmessage", "purchaseorder", "sagastate", "sagastate_history"}},
+		"order":    {migrations.Order(), []string{"consumedmessage", "order_idempotency_key", "outboxevent", "parkedmessage", "purchaseorder", "sagastate", "sagastate_history"}},
 		"customer": {migrations.Customer(), []string{"consumedmessage", "credit_allocation", "customer", "outboxevent", "parkedmessage"}},
 		"payment":  {migrations.Payment(), []string{"consumedmessage", "outboxevent", "parkedmessage", "payment"}},
 	} {

@@ -12,8 +12,9 @@ import (
 	"github.com/sagabox/sagabox/internal/testenv"
 )
 
-// A reply for a saga the order service never started is parked; the CLI
-// lists it, and a replay fails with the handler's reason while the saga is
+// A reply for a saga the order service never started is parked once it
+// has been waited for (SAGA_EARLY_REPLY_WAIT: the saga might only not be
+// visible yet); the CLI lists it, and a replay fails with the handler's reason while the saga is
 // still unknown (the message stays parked).
 func TestParkedCommand(t *testing.T) {
 	t.Parallel()

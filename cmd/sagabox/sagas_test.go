@@ -29,6 +29,8 @@ func startOrderService(t *testing.T) (url, broker string) {
 		"HTTP_ADDR":     addr,
 		"MIGRATE":       "false",
 		"ADMIN_TOKEN":   "ops:" + cliToken,
+		// A reply for a saga that never comes is parked after this wait.
+		"SAGA_EARLY_REPLY_WAIT": "1s",
 	}
 	env["CARD_KEYS"], _ = testenv.CardKeys(t)
 	ctx, cancel := context.WithCancel(context.Background())

@@ -61,6 +61,9 @@ type Parts struct {
 	// Retryable, when set, reports handler errors that are transient
 	// (consumer.Config.Retryable), e.g. a lost optimistic lock.
 	Retryable func(error) bool
+	// EarlyWait bounds the wait for the state a message reported Early
+	// answers (consumer.Config.EarlyWait); zero: the consumer's default.
+	EarlyWait time.Duration
 	// Routes is the HTTP API.
 	Routes http.Handler
 	// Tasks run beside the consumer and the HTTP server until their context
@@ -127,7 +130,7 @@ func (s Service) Run(ctx context.Context, getenv func(string) string, stdout io.
 	}
 	messages, err := consumer.New(consumer.Config{
 		Group: cfg.Name, Topics: s.Topics, Pool: pool, Handler: parts.Handler,
-		Retryable: parts.Retryable, Logger: log, TracerProvider: tp,
+		Retryable: parts.Retryable, EarlyWait: parts.EarlyWait, Logger: log, TracerProvider: tp,
 		Observer: metrics.NewConsumer(reg, cfg.Name).Observe,
 	})
 	if err != nil {

@@ -17,7 +17,7 @@ import (
 )
 
 // Defaults work with `make run` (sagabox up).
-var Defaults = platform.LocalDefaults("order", ":8080")
+var Defaults = platform.LocalDefaults("order", "127.0.0.1:8080")
 
 // Run runs the order service until ctx ends.
 func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) error {
@@ -50,8 +50,9 @@ func Service() platform.Service {
 				// A lost optimistic lock means another reply of the saga
 				// won: the message is retried with the fresh state.
 				Retryable: saga.IsRetryable,
+				EarlyWait: settings.EarlyReplyWait,
 				Routes:    httpapi.Routes(a, d.Health, d.Log, d.Config.AdminTokens),
-				Tasks:     []func(context.Context) error{a.RunSweeper},
+				Tasks:     []func(context.Context) error{a.RunSweeper, a.RunKeyPruner},
 				// Card numbers an older version stored in clear are sealed
 				// before any saga moves on.
 				Setup: func(ctx context.Context) error {

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -156,6 +158,11 @@ func (op Operator) validate(needReason bool) error {
 	}
 	if len(op.Reason) > MaxReasonLen {
 		errs = append(errs, fmt.Sprintf("reason longer than %d bytes", MaxReasonLen))
+	}
+	if !utf8.ValidString(op.Reason) || strings.ContainsFunc(op.Reason, func(r rune) bool {
+		return unicode.IsControl(r) && r != '\n' && r != '\t'
+	}) {
+		errs = append(errs, "reason must be text: valid UTF-8, no control characters but line breaks and tabs")
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("%w: %s", ErrBadInput, strings.Join(errs, "; "))

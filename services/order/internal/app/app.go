@@ -9,7 +9,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -55,11 +58,18 @@ type PlaceOrder struct {
 	CreditCardNo string
 }
 
-// Validate reports every problem of p.
+// Validate reports every problem of p: each field must be what its column
+// holds (quantity an integer, the ids and amount a bigint) and make sense.
 func (p PlaceOrder) Validate() error {
 	var errs []string
-	if p.Quantity <= 0 {
-		errs = append(errs, "quantity must be positive")
+	if p.CustomerID <= 0 {
+		errs = append(errs, "customerId must be a positive id")
+	}
+	if p.ItemID <= 0 {
+		errs = append(errs, "itemId must be a positive id")
+	}
+	if p.Quantity <= 0 || p.Quantity > math.MaxInt32 {
+		errs = append(errs, fmt.Sprintf("quantity must be 1 to %d", math.MaxInt32))
 	}
 	if p.PaymentDue <= 0 {
 		errs = append(errs, "paymentDue must be a positive amount of cents")
@@ -69,6 +79,8 @@ func (p PlaceOrder) Validate() error {
 		errs = append(errs, "creditCardNo is empty")
 	case len(n) > card.MaxNumberLen:
 		errs = append(errs, fmt.Sprintf("creditCardNo is longer than %d characters", card.MaxNumberLen))
+	case !printable(n):
+		errs = append(errs, "creditCardNo must be printable text (no control characters, valid UTF-8)")
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("%w: %s", ErrInvalid, strings.Join(errs, "; "))
@@ -76,14 +88,23 @@ func (p PlaceOrder) Validate() error {
 	return nil
 }
 
+// printable reports text without control characters, in valid UTF-8: what
+// a text column stores and a log line shows as it is.
+func printable(s string) bool {
+	return utf8.ValidString(s) && !strings.ContainsFunc(s, unicode.IsControl)
+}
+
 // PlaceOrder stores the order and starts its saga in one transaction: the
 // order, the saga row and the credit-approval request commit together. The
 // card number goes no further in clear: it is sealed for the saga with the
 // first card key, and only that and its last four characters are stored.
 func (a *App) PlaceOrder(ctx context.Context, p PlaceOrder) (store.Order, error) {
-	if err := p.Validate(); err != nil {
-		return store.Order{}, err
-	}
+	o, _, err := a.PlaceOrderOnce(ctx, "", p)
+	return o, err
+}
+
+// placeOrder is PlaceOrder within tx, for a validated p.
+func (a *App) placeOrder(ctx context.Context, tx pgx.Tx, p PlaceOrder) (store.Order, error) {
 	number := strings.TrimSpace(p.CreditCardNo)
 	o := store.Order{
 		CustomerID: p.CustomerID, ItemID: p.ItemID, Quantity: p.Quantity, PaymentDue: p.PaymentDue,
@@ -91,29 +112,24 @@ func (a *App) PlaceOrder(ctx context.Context, p PlaceOrder) (store.Order, error)
 	}
 	sealed, err := a.settings.CardKeys.Seal(number, []byte(o.SagaID.String()))
 	if err != nil {
-		return store.Order{}, fmt.Errorf("place order: %w", err)
+		return store.Order{}, err
 	}
 	o.CardSealed = sealed
-	err = pgx.BeginFunc(ctx, a.pool, func(tx pgx.Tx) error {
-		id, createdAt, err := store.InsertOrder(ctx, tx, o)
-		if err != nil {
-			return err
-		}
-		o.ID, o.CreatedAt = id, createdAt
-		payload, err := json.Marshal(RequestPayload{
-			OrderID: id, CustomerID: o.CustomerID, PaymentDue: o.PaymentDue,
-			CardSealed: o.CardSealed, Type: TypeRequest,
-		})
-		if err != nil {
-			return fmt.Errorf("encode saga payload: %w", err)
-		}
-		_, err = a.sagas.Start(ctx, tx, o.SagaID, payload, createdAt)
-		return err
+	id, createdAt, err := store.InsertOrder(ctx, tx, o)
+	if err != nil {
+		return store.Order{}, err
+	}
+	o.ID, o.CreatedAt = id, createdAt
+	payload, err := json.Marshal(RequestPayload{
+		OrderID: id, CustomerID: o.CustomerID, PaymentDue: o.PaymentDue,
+		CardSealed: o.CardSealed, Type: TypeRequest,
 	})
 	if err != nil {
-		return store.Order{}, fmt.Errorf("place order: %w", err)
+		return store.Order{}, fmt.Errorf("encode saga payload: %w", err)
 	}
-	a.log.DebugContext(ctx, "order placed", "order_id", o.ID, "saga_id", o.SagaID)
+	if _, err := a.sagas.Start(ctx, tx, o.SagaID, payload, createdAt); err != nil {
+		return store.Order{}, err
+	}
 	return o, nil
 }
 
@@ -154,8 +170,12 @@ func ReplyTopics() []string {
 // id) within tx, recording the message as the transition's cause, and
 // settles the order as soon as the saga's outcome is known. A lost
 // optimistic lock surfaces as saga.ErrStale: the consumer retries the
-// message. A reply that does not fit the saga (late, duplicated, after the
-// saga ended) changes nothing and is logged.
+// message. A reply ahead of the saga as this transaction sees it — no saga
+// yet, or a step that does not show the message this reply answers — is
+// Early: the transaction that sent that message has committed and was
+// published, but is not visible here yet (see saga.ErrEarlyReply); the
+// consumer tries it again shortly. A late reply (duplicated, to a step
+// already settled, after the saga ended) changes nothing and is logged.
 func (a *App) OnReply(ctx context.Context, tx pgx.Tx, m consumer.Message) error {
 	step, sagaID, err := decodeReply(m)
 	if err != nil {
@@ -164,13 +184,15 @@ func (a *App) OnReply(ctx context.Context, tx pgx.Tx, m consumer.Message) error 
 	cause := saga.Cause{EventID: m.ID, Topic: m.Topic, EventType: m.EventType}
 	s, changed, err := a.sagas.Handle(ctx, tx, sagaID, step, m.Value, cause)
 	switch {
-	case errors.Is(err, saga.ErrNotFound), errors.Is(err, saga.ErrUnexpectedReply), errors.Is(err, saga.ErrBadReply):
+	case errors.Is(err, saga.ErrNotFound), errors.Is(err, saga.ErrEarlyReply):
+		return consumer.Early(err)
+	case errors.Is(err, saga.ErrUnexpectedReply), errors.Is(err, saga.ErrBadReply):
 		return consumer.Permanent(err)
 	case err != nil:
 		return err
 	}
 	if !changed {
-		a.log.WarnContext(ctx, "reply does not fit the saga state, ignored", "saga_id", sagaID, "saga_step", step,
+		a.log.WarnContext(ctx, "late reply ignored: its step no longer waits for it", "saga_id", sagaID, "saga_step", step,
 			"event_id", m.ID, "event_type", m.EventType, "topic", m.Topic,
 			"saga_status", s.Status, "step_status", s.StepStatus[step], "version", s.Version)
 		return nil

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 
@@ -102,6 +104,32 @@ func FuzzStepMessages(f *testing.F) {
 					t.Fatalf("%s carries a card: %s", name, m.Payload)
 				}
 			}
+		}
+	})
+}
+
+// FuzzOperatorReason feeds arbitrary reasons to the validation of an
+// operator action: an accepted reason fits the history's text column and a
+// log line as it is — valid UTF-8, no NUL nor other control character but
+// line breaks and tabs, at most MaxReasonLen bytes, not blank when one is
+// required — and a refused one is ErrBadInput (a 400).
+func FuzzOperatorReason(f *testing.F) {
+	for _, r := range []string{"customer asked", "", "  ", "a\x00b", "a\x1bb", "a\xffb", "line\nbreak\ttab",
+		strings.Repeat("x", app.MaxReasonLen), strings.Repeat("x", app.MaxReasonLen+1), "é\u2028"} {
+		f.Add(r, true)
+		f.Add(r, false)
+	}
+	f.Fuzz(func(t *testing.T, reason string, needReason bool) {
+		err := app.ValidateOperator(app.Operator{Name: "ops", Reason: reason}, needReason)
+		if err != nil {
+			if !errors.Is(err, app.ErrBadInput) {
+				t.Fatalf("reason %q refused with %v, want ErrBadInput", reason, err)
+			}
+			return
+		}
+		if !utf8.ValidString(reason) || len(reason) > app.MaxReasonLen || (needReason && strings.TrimSpace(reason) == "") ||
+			strings.ContainsFunc(reason, func(r rune) bool { return unicode.IsControl(r) && r != '\n' && r != '\t' }) {
+			t.Fatalf("accepted reason %q", reason)
 		}
 	})
 }

@@ -29,6 +29,16 @@ type Settings struct {
 	// SweepInterval is how often the deadline sweeper looks for sagas past
 	// their deadline (SAGA_SWEEP_INTERVAL).
 	SweepInterval time.Duration
+	// EarlyReplyWait bounds how long a reply ahead of its saga's state (the
+	// saga, or the message it answers, not visible yet: see
+	// saga.ErrEarlyReply) is waited for before it is parked
+	// (SAGA_EARLY_REPLY_WAIT). Its partition waits meanwhile; the state is
+	// normally visible within milliseconds.
+	EarlyReplyWait time.Duration
+	// IdempotencyKeyTTL is how long the idempotency key of a placed order
+	// is kept: a request retried with it within that time gets the first
+	// order back (IDEMPOTENCY_KEY_TTL).
+	IdempotencyKeyTTL time.Duration
 	// CardKeys seal the card numbers of new orders (the first key) for the
 	// payment service (CARD_KEYS, CARD_KEYS_FILE: read by the service's
 	// Settings hook with platform.LoadCardKeys). Required.
@@ -36,7 +46,8 @@ type Settings struct {
 }
 
 // DefaultSettings are 30 s per step, 3 retries, waits doubling up to 5 min,
-// stuck after 15 min of ABORTING, a sweep every second; no card key.
+// stuck after 15 min of ABORTING, a sweep every second, early replies
+// waited for 30 s, idempotency keys kept 24 h; no card key.
 func DefaultSettings() Settings {
 	return Settings{
 		CreditApprovalTimeout: 30 * time.Second,
@@ -45,6 +56,8 @@ func DefaultSettings() Settings {
 		MaxTimeout:            5 * time.Minute,
 		StuckAfter:            15 * time.Minute,
 		SweepInterval:         time.Second,
+		IdempotencyKeyTTL:     24 * time.Hour,
+		EarlyReplyWait:        30 * time.Second,
 	}
 }
 
@@ -71,6 +84,8 @@ func LoadSettings(getenv func(string) string) (Settings, error) {
 	duration("SAGA_MAX_TIMEOUT", &s.MaxTimeout)
 	duration("SAGA_STUCK_AFTER", &s.StuckAfter)
 	duration("SAGA_SWEEP_INTERVAL", &s.SweepInterval)
+	duration("IDEMPOTENCY_KEY_TTL", &s.IdempotencyKeyTTL)
+	duration("SAGA_EARLY_REPLY_WAIT", &s.EarlyReplyWait)
 	if v := getenv("SAGA_RETRIES"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 0 || n > 100 {

@@ -236,17 +236,20 @@ func TestLoadSettings(t *testing.T) {
 	}
 	got, err = app.LoadSettings(env(map[string]string{
 		"SAGA_CREDIT_APPROVAL_TIMEOUT": "2s", "SAGA_PAYMENT_TIMEOUT": "500ms", "SAGA_RETRIES": "0",
-		"SAGA_MAX_TIMEOUT": "1m", "SAGA_STUCK_AFTER": "1h", "SAGA_SWEEP_INTERVAL": "100ms",
+		"SAGA_MAX_TIMEOUT": "1m", "SAGA_STUCK_AFTER": "1h", "SAGA_SWEEP_INTERVAL": "100ms", "IDEMPOTENCY_KEY_TTL": "48h",
+		"SAGA_EARLY_REPLY_WAIT": "5s",
 	}))
-	want := app.Settings{CreditApprovalTimeout: 2e9, PaymentTimeout: 5e8, Retries: 0, MaxTimeout: 6e10, StuckAfter: 36e11, SweepInterval: 1e8}
+	want := app.Settings{CreditApprovalTimeout: 2e9, PaymentTimeout: 5e8, Retries: 0, MaxTimeout: 6e10, StuckAfter: 36e11,
+		SweepInterval: 1e8, IdempotencyKeyTTL: 48 * 36e11, EarlyReplyWait: 5e9}
 	if err != nil || got != want {
 		t.Errorf("got %+v, %v; want %+v", got, err, want)
 	}
 	_, err = app.LoadSettings(env(map[string]string{
 		"SAGA_CREDIT_APPROVAL_TIMEOUT": "soon", "SAGA_PAYMENT_TIMEOUT": "-1s", "SAGA_RETRIES": "-1",
-		"SAGA_MAX_TIMEOUT": "0", "SAGA_STUCK_AFTER": "x", "SAGA_SWEEP_INTERVAL": "1",
+		"SAGA_MAX_TIMEOUT": "0", "SAGA_STUCK_AFTER": "x", "SAGA_SWEEP_INTERVAL": "1", "IDEMPOTENCY_KEY_TTL": "forever",
+		"SAGA_EARLY_REPLY_WAIT": "-1s",
 	}))
-	for _, key := range []string{"SAGA_CREDIT_APPROVAL_TIMEOUT", "SAGA_PAYMENT_TIMEOUT", "SAGA_RETRIES", "SAGA_MAX_TIMEOUT", "SAGA_STUCK_AFTER", "SAGA_SWEEP_INTERVAL"} {
+	for _, key := range []string{"SAGA_CREDIT_APPROVAL_TIMEOUT", "SAGA_PAYMENT_TIMEOUT", "SAGA_RETRIES", "SAGA_MAX_TIMEOUT", "SAGA_STUCK_AFTER", "SAGA_SWEEP_INTERVAL", "IDEMPOTENCY_KEY_TTL", "SAGA_EARLY_REPLY_WAIT"} {
 		if err == nil || !strings.Contains(err.Error(), key) {
 			t.Errorf("error %v does not name %s", err, key)
 		}

@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"bytes"
 	"encoding/json"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -10,6 +11,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/sagabox/sagabox/pkg/card"
 	"github.com/sagabox/sagabox/services/order/internal/httpapi"
@@ -18,10 +21,12 @@ import (
 var orderFields = []string{"itemId", "quantity", "customerId", "paymentDue", "creditCardNo"}
 
 // FuzzPlaceOrderBody feeds arbitrary bodies to the decoding and validation
-// of POST /orders. An accepted body is one JSON object of the five fields
-// (names matched as encoding/json does) with a valid order; a refused one
-// gets 400 or 413 — never a 500 — and its error does not quote the card
-// number.
+// of POST /orders. An accepted body is UTF-8, one JSON object of the five
+// fields (names matched as encoding/json does) with a valid order whose
+// every field fits its column — quantity an integer, positive ids and
+// amount, a card number of printable text no longer than 64 characters;
+// a refused one gets 400 or 413 — never a 500 — and its error does not
+// quote the card number.
 func FuzzPlaceOrderBody(f *testing.F) {
 	f.Add([]byte(validOrder))
 	for _, tc := range badInputs {
@@ -50,11 +55,19 @@ func FuzzPlaceOrderBody(f *testing.F) {
 					t.Fatalf("accepted %q with field %q", body, k)
 				}
 			}
-			if in.Validate() != nil || in.Quantity <= 0 || in.PaymentDue <= 0 {
+			if !utf8.Valid(body) {
+				t.Fatalf("accepted a body that is not UTF-8: %q", body)
+			}
+			if in.Validate() != nil || in.Quantity <= 0 || in.Quantity > math.MaxInt32 || in.PaymentDue <= 0 ||
+				in.CustomerID <= 0 || in.ItemID <= 0 {
 				t.Fatalf("accepted an invalid order %+v", in)
 			}
-			if n := strings.TrimSpace(in.CreditCardNo); n == "" || len(n) > card.MaxNumberLen {
+			n := strings.TrimSpace(in.CreditCardNo)
+			if n == "" || len(n) > card.MaxNumberLen {
 				t.Fatalf("accepted a card of %d characters", len(n))
+			}
+			if !utf8.ValidString(n) || strings.ContainsFunc(n, unicode.IsControl) {
+				t.Fatalf("accepted a card a text column or a log line cannot hold as it is: %q", n)
 			}
 			return
 		}

@@ -3,6 +3,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/google/uuid"
@@ -73,13 +75,23 @@ type placeOrderResponse struct {
 	Status  string    `json:"status"`
 }
 
+// placeOrder places an order. With an Idempotency-Key header (the IETF
+// httpapi draft), a request that comes again with the key — a client
+// retrying after a timeout — gets the first order's response, marked
+// Idempotent-Replayed, instead of placing a second order; the key with
+// another body is 422.
 func (h handlers) placeOrder(w http.ResponseWriter, r *http.Request) {
+	key, err := idempotencyKey(r.Header)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
 	in, err := readPlaceOrder(w, r)
 	if err != nil {
 		h.writeError(w, r, err)
 		return
 	}
-	o, err := h.app.PlaceOrder(r.Context(), in)
+	o, replayed, err := h.app.PlaceOrderOnce(r.Context(), key, in)
 	if err != nil {
 		h.writeError(w, r, err)
 		return
@@ -87,8 +99,55 @@ func (h handlers) placeOrder(w http.ResponseWriter, r *http.Request) {
 	// `sagabox trace ORDER_ID` finds the order's trace by this attribute.
 	trace.SpanFromContext(r.Context()).SetAttributes(
 		attribute.Int64("order.id", o.ID), attribute.String("saga.id", o.SagaID.String()))
+	if replayed {
+		w.Header().Set("Idempotent-Replayed", "true")
+	}
 	w.Header().Set("Location", fmt.Sprintf("/orders/%d", o.ID))
-	platform.WriteJSON(w, http.StatusAccepted, placeOrderResponse{OrderID: o.ID, SagaID: o.SagaID, Status: o.Status})
+	// A replay answers as the first request was answered: the order as
+	// created, whatever became of it since (GET /orders/{id} tells).
+	platform.WriteJSON(w, http.StatusAccepted, placeOrderResponse{OrderID: o.ID, SagaID: o.SagaID, Status: store.StatusCreated})
+}
+
+// idempotencyKey reads the Idempotency-Key header: a structured-field
+// string as the draft has it ("…"), or the bare token most clients send;
+// 1 to 255 printable ASCII characters. "" when there is none.
+func idempotencyKey(h http.Header) (string, error) {
+	vs := h.Values("Idempotency-Key")
+	if len(vs) == 0 {
+		return "", nil
+	}
+	bad := func(why string) error { return fmt.Errorf("%w: Idempotency-Key %s", errBadHeader, why) }
+	if len(vs) > 1 {
+		return "", bad("given more than once")
+	}
+	v := strings.TrimSpace(vs[0])
+	quoted := len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"'
+	if quoted {
+		var b strings.Builder
+		for i := 1; i < len(v)-1; i++ {
+			c := v[i]
+			if c == '"' {
+				return "", bad("has an unescaped quote")
+			}
+			if c == '\\' {
+				if i++; i == len(v)-1 || (v[i] != '"' && v[i] != '\\') {
+					return "", bad("has a bad escape")
+				}
+				c = v[i]
+			}
+			b.WriteByte(c)
+		}
+		v = b.String()
+	}
+	switch {
+	case v == "":
+		return "", bad("is empty")
+	case len(v) > app.MaxIdempotencyKeyLen:
+		return "", bad(fmt.Sprintf("is longer than %d characters", app.MaxIdempotencyKeyLen))
+	case strings.ContainsFunc(v, func(r rune) bool { return r < ' ' || r > '~' || (!quoted && r == ' ') }):
+		return "", bad("must be printable ASCII")
+	}
+	return v, nil
 }
 
 // readPlaceOrder decodes and validates the body of POST /orders. Its
@@ -226,25 +285,30 @@ func maskedPayload(raw json.RawMessage) json.RawMessage {
 var (
 	errNotFound  = errors.New("not found")
 	errMalformed = errors.New("malformed request body")
+	errBadHeader = errors.New("bad request header")
 )
 
 // decodeJSON reads exactly one JSON object of known fields from a body of
-// at most MaxBodyBytes.
+// at most MaxBodyBytes, in UTF-8 (RFC 8259; Go's decoder would otherwise
+// turn invalid bytes into U+FFFD without a word).
 func decodeJSON(w http.ResponseWriter, r *http.Request, dst any) error {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(dst); err != nil {
+	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			return tooBig
 		}
+		return fmt.Errorf("%w: %s", errMalformed, err)
+	}
+	if !utf8.Valid(raw) {
+		return fmt.Errorf("%w: not UTF-8", errMalformed)
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(dst); err != nil {
 		return fmt.Errorf("%w: %s", errMalformed, strings.TrimPrefix(err.Error(), "json: "))
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return tooBig
-		}
 		return fmt.Errorf("%w: unexpected data after the JSON object", errMalformed)
 	}
 	return nil
@@ -256,8 +320,10 @@ func (h handlers) writeError(w http.ResponseWriter, r *http.Request, err error) 
 	switch {
 	case errors.As(err, &tooBig):
 		platform.WriteError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body larger than %d bytes", tooBig.Limit))
-	case errors.Is(err, errMalformed), errors.Is(err, app.ErrInvalid), errors.Is(err, app.ErrBadInput):
+	case errors.Is(err, errMalformed), errors.Is(err, errBadHeader), errors.Is(err, app.ErrInvalid), errors.Is(err, app.ErrBadInput):
 		platform.WriteError(w, http.StatusBadRequest, err.Error())
+	case errors.Is(err, app.ErrKeyReused):
+		platform.WriteError(w, http.StatusUnprocessableEntity, "Idempotency-Key was used for a different order: use a new key for a new order")
 	case errors.Is(err, errNotFound), errors.Is(err, store.ErrNotFound), errors.Is(err, saga.ErrNotFound):
 		platform.WriteError(w, http.StatusNotFound, "not found")
 	case errors.Is(err, saga.ErrWrongState):
