@@ -92,10 +92,15 @@ func benchRelay(ctx context.Context, s *system, adm *kadm.Client, rows int) (tim
 	if err != nil {
 		return 0, err
 	}
+	pw, err := s.password()
+	if err != nil {
+		return 0, err
+	}
 	c, err := relay.ParseConnector("relaybench", map[string]string{
 		"connector.class":   "io.debezium.connector.postgresql.PostgresConnector",
 		"database.hostname": "127.0.0.1", "database.port": fmt.Sprint(s.pgPort), "database.user": "postgres",
-		"database.dbname": "relaybench", "topic.prefix": "relaybench", "plugin.name": "pgoutput",
+		"database.password": pw,
+		"database.dbname":   "relaybench", "topic.prefix": "relaybench", "plugin.name": "pgoutput",
 		"slot.name": "relaybench", "publication.name": "relaybench", "table.include.list": "public.outboxevent",
 		"key.converter": "org.apache.kafka.connect.storage.StringConverter", "value.converter": "org.apache.kafka.connect.storage.StringConverter",
 		"transforms": "outbox", "transforms.outbox.type": relay.TransformEventRouter,

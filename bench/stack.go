@@ -102,9 +102,18 @@ func (s *system) stop() {
 	s.logs.Close()
 }
 
+// password is the superuser's password of the system's cluster.
+func (s *system) password() (string, error) {
+	return pgcluster.ReadPassword(filepath.Join(s.dataDir, "postgres-password"))
+}
+
 // db opens a superuser pool on database name.
 func (s *system) db(ctx context.Context, name string, conns int32) (*pgxpool.Pool, error) {
-	cfg, err := pgxpool.ParseConfig(fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", s.pgPort, name))
+	pw, err := s.password()
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := pgxpool.ParseConfig(pgcluster.AdminURL(s.pgPort, pw, name))
 	if err != nil {
 		return nil, err
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/sagabox/sagabox/internal/pgcluster"
 	"github.com/sagabox/sagabox/internal/testenv"
 	"github.com/sagabox/sagabox/pkg/card"
 )
@@ -59,11 +60,11 @@ func (f *finder) look(where string, data []byte) {
 
 // scanDatabases shows the finder every row of every table of every
 // database of the cluster on port, as text.
-func scanDatabases(t *testing.T, port int, f *finder) {
+func scanDatabases(t *testing.T, port int, password string, f *finder) {
 	t.Helper()
 	ctx := context.Background()
 	connect := func(db string) *pgx.Conn {
-		conn, err := pgx.Connect(ctx, fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", port, db))
+		conn, err := pgx.Connect(ctx, pgcluster.AdminURL(port, password, db))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -270,7 +271,11 @@ func TestNoCardNumberInClear(t *testing.T) {
 	patterns = slices.Compact(patterns)
 
 	scans := map[string]*finder{"db": newFinder(patterns), "topic": newFinder(patterns), "file": newFinder(patterns)}
-	scanDatabases(t, s.pgPort, scans["db"])
+	pw, err := pgcluster.ReadPassword(filepath.Join(s.dataDir, "postgres-password"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	scanDatabases(t, s.pgPort, pw, scans["db"])
 	scanTopics(t, brokerAddr, scans["topic"])
 	s.logs.Sync()
 	scanFiles(t, s.dataDir, scans["file"])

@@ -201,8 +201,11 @@ func (s *stack) crashPostgres() error {
 // db opens a superuser pool on database name of the stack's cluster.
 func (s *stack) db(name string) *pgxpool.Pool {
 	s.t.Helper()
-	pool, err := pgxpool.New(context.Background(),
-		fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", s.pgPort, name))
+	pw, err := pgcluster.ReadPassword(filepath.Join(s.dataDir, "postgres-password"))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	pool, err := pgxpool.New(context.Background(), pgcluster.AdminURL(s.pgPort, pw, name))
 	if err != nil {
 		s.t.Fatal(err)
 	}

@@ -3,6 +3,13 @@
 // database the tests use. The cluster is configured for logical replication
 // (wal_level=logical), which the outbox relay needs.
 //
+// Access: the server listens on 127.0.0.1 only and asks every TCP
+// connection for a password (scram-sha-256); the superuser's is generated
+// into a file readable by its owner only (Config.PasswordFile). Its Unix
+// socket lives in the data directory, which only the server's OS user (and
+// root) can enter; this package administers the cluster through it. Each
+// role EnsureDatabase creates can connect to its own database only.
+//
 // PostgreSQL refuses to run as root; when the current user is root every
 // server command runs as the "postgres" OS user through runuser.
 package pgcluster
@@ -10,10 +17,13 @@ package pgcluster
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"os/user"
@@ -37,14 +47,38 @@ type Config struct {
 	Durable bool
 	// Logger receives progress messages; nil means slog.Default().
 	Logger *slog.Logger
+	// PasswordFile holds the superuser's password (mode 0600), generated
+	// on first start. Default: DefaultPasswordFile(Dir).
+	PasswordFile string
+}
+
+// DefaultPasswordFile is where the superuser's password of the cluster in
+// data directory dir is kept unless Config says otherwise: beside it, in
+// "postgres-password" (for `sagabox up`, .data/postgres-password).
+func DefaultPasswordFile(dir string) string {
+	return filepath.Join(filepath.Dir(filepath.Clean(dir)), "postgres-password")
+}
+
+// ReadPassword reads a password file as Start writes it.
+func ReadPassword(file string) (string, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", fmt.Errorf("read postgres password: %w", err)
+	}
+	pw := strings.TrimSpace(string(b))
+	if pw == "" {
+		return "", fmt.Errorf("read postgres password: %s is empty", file)
+	}
+	return pw, nil
 }
 
 // Cluster is a running local PostgreSQL server owned by this process.
 type Cluster struct {
-	cfg    Config
-	binDir string
-	asUser string // OS user the server runs as ("" = current user)
-	log    *slog.Logger
+	cfg      Config
+	binDir   string
+	asUser   string // OS user the server runs as ("" = current user)
+	log      *slog.Logger
+	password string // the superuser's, once Start has it
 }
 
 // Start initialises the data directory when needed and starts the server,
@@ -62,6 +96,9 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 		return nil, fmt.Errorf("resolve data dir: %w", err)
 	}
 	cfg.Dir = dir
+	if cfg.PasswordFile == "" {
+		cfg.PasswordFile = DefaultPasswordFile(dir)
+	}
 	c, err := newCluster(cfg)
 	if err != nil {
 		return nil, err
@@ -82,13 +119,57 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	}
 	if c.running(ctx) {
 		c.log.InfoContext(ctx, "postgres already running", "dir", dir, "port", cfg.Port)
-		return c, c.waitReady(ctx)
+		// A server started by an older version may still trust every
+		// connection: it reads the rewritten pg_hba.conf now.
+		if _, err := c.run(ctx, "pg_ctl", "-D", dir, "reload"); err != nil {
+			return nil, fmt.Errorf("reload postgres: %w", err)
+		}
+	} else {
+		logFile := filepath.Join(dir, "server.log")
+		if _, err := c.run(ctx, "pg_ctl", "-D", dir, "-l", logFile, "-w", "-t", "60", "-o", "-p "+strconv.Itoa(cfg.Port), "start"); err != nil {
+			return nil, fmt.Errorf("start postgres (log %s): %w", logFile, err)
+		}
 	}
-	logFile := filepath.Join(dir, "server.log")
-	if _, err := c.run(ctx, "pg_ctl", "-D", dir, "-l", logFile, "-w", "-t", "60", "-o", "-p "+strconv.Itoa(cfg.Port), "start"); err != nil {
-		return nil, fmt.Errorf("start postgres (log %s): %w", logFile, err)
+	if err := c.waitReady(ctx); err != nil {
+		return nil, err
 	}
-	return c, c.waitReady(ctx)
+	return c, c.setPassword(ctx)
+}
+
+// setPassword gives the superuser the password of Config.PasswordFile,
+// generating the file (0600) when missing.
+func (c *Cluster) setPassword(ctx context.Context) error {
+	pw, err := ReadPassword(c.cfg.PasswordFile)
+	if errors.Is(err, os.ErrNotExist) {
+		raw := make([]byte, 18)
+		if _, err := rand.Read(raw); err != nil {
+			return fmt.Errorf("generate postgres password: %w", err)
+		}
+		pw = hex.EncodeToString(raw)
+		if err := os.MkdirAll(filepath.Dir(c.cfg.PasswordFile), 0o755); err != nil {
+			return fmt.Errorf("write postgres password: %w", err)
+		}
+		if err := os.WriteFile(c.cfg.PasswordFile, []byte(pw+"\n"), 0o600); err != nil {
+			return fmt.Errorf("write postgres password: %w", err)
+		}
+	} else if err != nil {
+		return err
+	}
+	conn, err := pgx.Connect(ctx, c.socketURL("postgres"))
+	if err != nil {
+		return fmt.Errorf("connect as admin: %w", err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "ALTER ROLE postgres PASSWORD "+quoteLiteral(pw)); err != nil {
+		return fmt.Errorf("set postgres password: %w", err)
+	}
+	// Only the roles a database is granted to may connect to it (see
+	// EnsureDatabase); superusers bypass the check.
+	if _, err := conn.Exec(ctx, "REVOKE CONNECT ON DATABASE postgres, template1 FROM PUBLIC"); err != nil {
+		return fmt.Errorf("restrict the postgres database: %w", err)
+	}
+	c.password = pw
+	return nil
 }
 
 // removeStalePid removes a postmaster.pid left by a server that was killed
@@ -162,9 +243,28 @@ func CrashDir(ctx context.Context, dir string) error {
 // Port returns the port the server listens on.
 func (c *Cluster) Port() int { return c.cfg.Port }
 
-// AdminURL returns a superuser connection URL for database db.
+// AdminURL returns a superuser connection URL (TCP, with the password) for
+// database db.
 func (c *Cluster) AdminURL(db string) string {
-	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", c.cfg.Port, db)
+	return AdminURL(c.cfg.Port, c.password, db)
+}
+
+// AdminURL is the superuser's connection URL for database db of the local
+// cluster on port whose password is password (see ReadPassword).
+func AdminURL(port int, password, db string) string {
+	u := url.URL{Scheme: "postgres", User: url.UserPassword("postgres", password),
+		Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), Path: "/" + db, RawQuery: "sslmode=disable"}
+	return u.String()
+}
+
+// PasswordFile returns the file that holds the superuser's password.
+func (c *Cluster) PasswordFile() string { return c.cfg.PasswordFile }
+
+// socketURL is a superuser connection through the Unix socket in the data
+// directory, which needs no password: only the server's OS user (and root)
+// can reach it.
+func (c *Cluster) socketURL(db string) string {
+	return fmt.Sprintf("postgres://postgres@/%s?host=%s&port=%d&sslmode=disable", db, url.QueryEscape(c.cfg.Dir), c.cfg.Port)
 }
 
 // Stop shuts the server down (fast mode: open sessions are disconnected,
@@ -187,9 +287,11 @@ func (c *Cluster) Crash(ctx context.Context) error {
 }
 
 // EnsureDatabase creates role (with password and REPLICATION, which logical
-// decoding needs) and database owned by it, when they do not exist yet.
+// decoding needs) and database owned by it, when they do not exist yet, and
+// makes it the one database the role can connect to. The role's password
+// is (re)set to password.
 func (c *Cluster) EnsureDatabase(ctx context.Context, db, role, password string) error {
-	conn, err := pgx.Connect(ctx, c.AdminURL("postgres"))
+	conn, err := pgx.Connect(ctx, c.socketURL("postgres"))
 	if err != nil {
 		return fmt.Errorf("connect as admin: %w", err)
 	}
@@ -198,12 +300,13 @@ func (c *Cluster) EnsureDatabase(ctx context.Context, db, role, password string)
 	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)", role).Scan(&exists); err != nil {
 		return fmt.Errorf("look up role %s: %w", role, err)
 	}
-	if !exists {
-		q := fmt.Sprintf("CREATE ROLE %s LOGIN REPLICATION PASSWORD %s",
-			pgx.Identifier{role}.Sanitize(), quoteLiteral(password))
-		if _, err := conn.Exec(ctx, q); err != nil {
-			return fmt.Errorf("create role %s: %w", role, err)
-		}
+	verb := "CREATE"
+	if exists {
+		verb = "ALTER"
+	}
+	q := fmt.Sprintf("%s ROLE %s LOGIN REPLICATION PASSWORD %s", verb, pgx.Identifier{role}.Sanitize(), quoteLiteral(password))
+	if _, err := conn.Exec(ctx, q); err != nil {
+		return fmt.Errorf("%s role %s: %w", strings.ToLower(verb), role, err)
 	}
 	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", db).Scan(&exists); err != nil {
 		return fmt.Errorf("look up database %s: %w", db, err)
@@ -213,6 +316,11 @@ func (c *Cluster) EnsureDatabase(ctx context.Context, db, role, password string)
 		if _, err := conn.Exec(ctx, q); err != nil {
 			return fmt.Errorf("create database %s: %w", db, err)
 		}
+	}
+	q = fmt.Sprintf("REVOKE CONNECT ON DATABASE %[1]s FROM PUBLIC; GRANT CONNECT ON DATABASE %[1]s TO %[2]s",
+		pgx.Identifier{db}.Sanitize(), pgx.Identifier{role}.Sanitize())
+	if _, err := conn.Exec(ctx, q); err != nil {
+		return fmt.Errorf("restrict database %s to %s: %w", db, role, err)
 	}
 	return nil
 }
@@ -280,6 +388,20 @@ log_min_messages = warning
 	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
+	// Who may connect how: rewritten at every start, so a cluster an older
+	// version initialised with trust asks for passwords too.
+	hba := `# written by sagabox (internal/pgcluster); edits are overwritten
+# The Unix socket is in the data directory, which only the server's OS user
+# (and root) can enter. Over TCP (127.0.0.1 only) everyone needs a password;
+# which database a role may open is decided by its CONNECT privilege.
+local   all   all                  trust
+host    all   all   127.0.0.1/32   scram-sha-256
+host    all   all   ::1/128        scram-sha-256
+`
+	hbaPath := filepath.Join(c.cfg.Dir, "pg_hba.conf")
+	if err := os.WriteFile(hbaPath, []byte(hba), 0o600); err != nil {
+		return fmt.Errorf("write %s: %w", hbaPath, err)
+	}
 	main := filepath.Join(c.cfg.Dir, "postgresql.conf")
 	b, err := os.ReadFile(main)
 	if err != nil {
@@ -298,8 +420,10 @@ log_min_messages = warning
 		}
 		uid, _ := strconv.Atoi(u.Uid)
 		gid, _ := strconv.Atoi(u.Gid)
-		if err := os.Chown(path, uid, gid); err != nil {
-			return fmt.Errorf("chown %s: %w", path, err)
+		for _, f := range []string{path, hbaPath} {
+			if err := os.Chown(f, uid, gid); err != nil {
+				return fmt.Errorf("chown %s: %w", f, err)
+			}
 		}
 	}
 	return nil
@@ -313,7 +437,7 @@ func (c *Cluster) running(ctx context.Context) bool {
 func (c *Cluster) waitReady(ctx context.Context) error {
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		conn, err := pgx.Connect(ctx, c.AdminURL("postgres"))
+		conn, err := pgx.Connect(ctx, c.socketURL("postgres"))
 		if err == nil {
 			conn.Close(ctx)
 			return nil

@@ -75,3 +75,68 @@ func TestStartAfterCrashWithStalePid(t *testing.T) {
 		t.Errorf("committed row after crash: %d, %v", v, err)
 	}
 }
+
+// Over TCP the cluster asks everyone for a password: the superuser's is in
+// a file only its owner reads, and a service role opens its own database
+// and no other.
+func TestClusterAsksForPasswords(t *testing.T) {
+	ctx := context.Background()
+	port, err := pgcluster.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	cfg := pgcluster.Config{Dir: filepath.Join(dir, "pg"), Port: port, Logger: slog.New(slog.DiscardHandler)}
+	pg, err := pgcluster.Start(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = pgcluster.StopDir(context.Background(), cfg.Dir) })
+	for _, db := range []string{"onedb", "twodb"} {
+		if err := pg.EnsureDatabase(ctx, db, strings.TrimSuffix(db, "db")+"user", "pw-"+db); err != nil {
+			t.Fatal(err)
+		}
+	}
+	file := filepath.Join(dir, "postgres-password")
+	if pg.PasswordFile() != file {
+		t.Errorf("password file %s, want %s", pg.PasswordFile(), file)
+	}
+	fi, err := os.Stat(file)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("password file: %v, mode %v; want 0600", err, fi.Mode())
+	}
+	pw, err := pgcluster.ReadPassword(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		url    string
+		wantOK bool
+	}{
+		{pgcluster.AdminURL(port, pw, "postgres"), true},
+		{fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port), false},
+		{pgcluster.AdminURL(port, "wrong", "postgres"), false},
+		{fmt.Sprintf("postgres://oneuser:pw-onedb@127.0.0.1:%d/onedb?sslmode=disable", port), true},
+		{fmt.Sprintf("postgres://oneuser:pw-onedb@127.0.0.1:%d/twodb?sslmode=disable", port), false},
+		{fmt.Sprintf("postgres://oneuser:pw-onedb@127.0.0.1:%d/postgres?sslmode=disable", port), false},
+		{fmt.Sprintf("postgres://oneuser:pw-twodb@127.0.0.1:%d/onedb?sslmode=disable", port), false},
+	} {
+		conn, err := pgx.Connect(ctx, tc.url)
+		if err == nil {
+			conn.Close(ctx)
+		}
+		if (err == nil) != tc.wantOK {
+			t.Errorf("connect %s: %v, want ok=%v", strings.Replace(tc.url, pw, "<pw>", 1), err, tc.wantOK)
+		}
+	}
+	// A second start (the password file exists) keeps the password.
+	pg, err = pgcluster.Start(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.Connect(ctx, pg.AdminURL("postgres"))
+	if err != nil {
+		t.Fatalf("after a restart: %v", err)
+	}
+	conn.Close(ctx)
+}
