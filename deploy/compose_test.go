@@ -18,11 +18,18 @@ import (
 
 func loadCompose(t *testing.T) *types.Project {
 	t.Helper()
+	return loadComposeEnv(t, nil) // interpolate with an empty environment: what a fresh shell gets
+}
+
+// loadComposeEnv loads docker-compose.yml interpolated with env
+// ("KEY=value" entries).
+func loadComposeEnv(t *testing.T, env []string) *types.Project {
+	t.Helper()
 	dir := root(t)
 	opts, err := cli.NewProjectOptions(
 		[]string{filepath.Join(dir, "docker-compose.yml")},
 		cli.WithWorkingDirectory(dir),
-		cli.WithEnv(nil), // interpolate with an empty environment: what a fresh shell gets
+		cli.WithEnv(env),
 		cli.WithInterpolation(true),
 		cli.WithResolvedPaths(true),
 		cli.WithNormalization(true),

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -67,5 +68,34 @@ func TestComposePrometheusAndConsole(t *testing.T) {
 	}
 	if _, ok := c.Environment["CONSOLE_TOKEN"]; !ok {
 		t.Error("the console has no CONSOLE_TOKEN")
+	}
+	// The console reads with its own token, which the services take for
+	// reads only; it answers for the browser's host and Prometheus'.
+	const operator, reader = "operator-token-0123456789", "console-token-0123456789"
+	pe := loadComposeEnv(t, []string{"ADMIN_TOKEN=" + operator, "CONSOLE_TOKEN=" + reader})
+	if got := env(t, service(t, pe, "console"), "CONSOLE_TOKEN"); got != reader {
+		t.Errorf("the console reads with %q, want CONSOLE_TOKEN", got)
+	}
+	for _, a := range apps {
+		s := service(t, pe, a.service)
+		if got := env(t, s, "ADMIN_READ_TOKEN"); got != "console:"+reader {
+			t.Errorf("%s ADMIN_READ_TOKEN = %q, want console:<CONSOLE_TOKEN>", a.service, got)
+		}
+		if got := env(t, s, "ADMIN_TOKEN"); got != operator {
+			t.Errorf("%s ADMIN_TOKEN = %q", a.service, got)
+		}
+	}
+	hosts := strings.Split(env(t, c, "CONSOLE_HOSTS"), ",")
+	for _, h := range []string{"localhost", "console"} {
+		if !slices.Contains(hosts, h) {
+			t.Errorf("CONSOLE_HOSTS %v lacks %s", hosts, h)
+		}
+	}
+	// Without CONSOLE_TOKEN the services get no reader (an empty one,
+	// which they ignore, not "console:" which they would refuse).
+	for _, a := range apps {
+		if v := service(t, p, a.service).Environment["ADMIN_READ_TOKEN"]; v != nil && *v != "" {
+			t.Errorf("%s ADMIN_READ_TOKEN = %q without CONSOLE_TOKEN, want empty", a.service, *v)
+		}
 	}
 }

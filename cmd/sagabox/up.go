@@ -53,9 +53,11 @@ func parseUp(args []string, stderr io.Writer) (upConfig, error) {
 	fs.StringVar(&c.connectors, "connectors", "debezium/connectors", "Debezium connector files the relay reads")
 	fs.StringVar(&c.jaegerBin, "jaeger", "bin/jaeger", "Jaeger binary (skipped when missing)")
 	fs.IntVar(&c.pprof, "pprof", 0, "serve each component's Go profiles on 127.0.0.1, from this port up (0: off)")
-	order := fs.String("order-addr", ":8080", "order service listen address (instance k listens 10(k-1) ports higher)")
-	customer := fs.String("customer-addr", ":8081", "customer service listen address")
-	payment := fs.String("payment-addr", ":8082", "payment service listen address")
+	// Loopback by default: the services' APIs (payments, customers' limits)
+	// are not for the network; -order-addr :8080 opens one wider.
+	order := fs.String("order-addr", "127.0.0.1:8080", "order service listen address (instance k listens 10(k-1) ports higher)")
+	customer := fs.String("customer-addr", "127.0.0.1:8081", "customer service listen address")
+	payment := fs.String("payment-addr", "127.0.0.1:8082", "payment service listen address")
 	fs.StringVar(&c.console, "console-addr", "127.0.0.1:8070", "the console's (dashboard's) listen address")
 	fs.StringVar(&c.relayMetrics, "relay-metrics-addr", "127.0.0.1:9101", "the relay's /metrics listen address")
 	fs.StringVar(&c.brokerMetrics, "broker-metrics-addr", "127.0.0.1:9102", "the broker's /metrics listen address")
@@ -119,7 +121,13 @@ func up(ctx context.Context, args []string, getenv func(string) string, stdout, 
 	if err != nil {
 		return err
 	}
-	adminToken, tokenFile, err := adminToken(cfg.dataDir, getenv)
+	adminToken, tokenFile, err := secretToken(cfg.dataDir, "admin-token", "ADMIN_TOKEN", getenv)
+	if err != nil {
+		return err
+	}
+	// The console reads with a token of its own, which the services accept
+	// for reads only: an operator's action takes the operator's token.
+	consoleToken, _, err := secretToken(cfg.dataDir, "console-token", "CONSOLE_TOKEN", getenv)
 	if err != nil {
 		return err
 	}
@@ -187,7 +195,7 @@ func up(ctx context.Context, args []string, getenv func(string) string, stdout, 
 			}
 			name := fmt.Sprintf("%s-%d", svc.Name, k)
 			env := append(slices.Clone(common), "HTTP_ADDR="+addr, "DATABASE_URL="+dbURLs[svc.Database],
-				"MIGRATE=false", "ADMIN_TOKEN="+adminToken, "SERVICE_INSTANCE="+name)
+				"MIGRATE=false", "ADMIN_TOKEN="+adminToken, "ADMIN_READ_TOKEN=console:"+consoleToken, "SERVICE_INSTANCE="+name)
 			if svc.CardKeys {
 				env = append(env, cardEnv...)
 			}
@@ -200,7 +208,7 @@ func up(ctx context.Context, args []string, getenv func(string) string, stdout, 
 		}
 	}
 	if err := start(supervisor.Spec{Name: "console", Args: []string{"console"}, Env: []string{
-		"HTTP_ADDR=" + cfg.console, "CONSOLE_TOKEN=" + tokenFromEnv(adminToken), "JAEGER_QUERY_URL=" + jaegerQuery,
+		"HTTP_ADDR=" + cfg.console, "CONSOLE_TOKEN=" + consoleToken, "JAEGER_QUERY_URL=" + jaegerQuery,
 		"ORDER_URLS=" + strings.Join(serviceURLs["order"], ","),
 		"CUSTOMER_URLS=" + strings.Join(serviceURLs["customer"], ","),
 		"PAYMENT_URLS=" + strings.Join(serviceURLs["payment"], ","),
@@ -224,7 +232,8 @@ func up(ctx context.Context, args []string, getenv func(string) string, stdout, 
 sagabox is up (Ctrl-C stops it; data in %s; one process per component, restarted when it dies)
 
   console           %s   the dashboard: sagas, timelines, traces, actions
-%s  postgres          postgres://postgres@127.0.0.1:%d (orderdb, customerdb, paymentdb)
+%s  postgres          postgres://postgres@127.0.0.1:%d (orderdb, customerdb, paymentdb);
+                    PGPASSWORD=$(cat %s) psql -h 127.0.0.1 -p %d -U postgres
   kafka             %s
   jaeger            %s
   admin token       %s
@@ -234,7 +243,7 @@ sagabox is up (Ctrl-C stops it; data in %s; one process per component, restarted
   curl -XPOST localhost:8080/orders -H 'Content-Type: application/json' -d @requests/place-order.json
   curl -H "Authorization: Bearer $ADMIN_TOKEN" localhost:8080/admin/sagas
 
-`, cfg.dataDir, baseURL(cfg.console), banner.String(), cfg.pgPort, brokerAddr, jaegerMsg, tokenHint, cardKeysFrom,
+`, cfg.dataDir, baseURL(cfg.console), banner.String(), cfg.pgPort, pg.PasswordFile(), cfg.pgPort, brokerAddr, jaegerMsg, tokenHint, cardKeysFrom,
 		baseURL(cfg.relayMetrics)+"/metrics", baseURL(cfg.brokerMetrics)+"/metrics", profiles.String())
 	<-ctx.Done()
 	log.Info("shutting down")
@@ -265,26 +274,26 @@ func prepareDatabases(ctx context.Context, pg *pgcluster.Cluster, connectors []r
 	return dbURLs, nil
 }
 
-// adminToken returns the services' ADMIN_TOKEN: the environment's (file
-// ""), or the one in file <data>/admin-token, generated on first use.
-func adminToken(dataDir string, getenv func(string) string) (token, file string, err error) {
-	if v := getenv("ADMIN_TOKEN"); v != "" {
+// secretToken returns a token: the environment variable env's (file ""),
+// or the one in file <data>/name, generated (0600) on first use.
+func secretToken(dataDir, name, env string, getenv func(string) string) (token, file string, err error) {
+	if v := getenv(env); v != "" {
 		return v, "", nil
 	}
-	file = filepath.Join(dataDir, "admin-token")
+	file = filepath.Join(dataDir, name)
 	if b, err := os.ReadFile(file); err == nil && len(strings.TrimSpace(string(b))) > 0 {
 		return strings.TrimSpace(string(b)), file, nil
 	}
 	raw := make([]byte, 24)
 	if _, err := rand.Read(raw); err != nil {
-		return "", "", fmt.Errorf("generate admin token: %w", err)
+		return "", "", fmt.Errorf("generate %s: %w", name, err)
 	}
 	token = hex.EncodeToString(raw)
 	if err := os.MkdirAll(dataDir, 0o755); err != nil {
 		return "", "", fmt.Errorf("create %s: %w", dataDir, err)
 	}
 	if err := os.WriteFile(file, []byte(token+"\n"), 0o600); err != nil {
-		return "", "", fmt.Errorf("write admin token: %w", err)
+		return "", "", fmt.Errorf("write %s: %w", name, err)
 	}
 	return token, file, nil
 }

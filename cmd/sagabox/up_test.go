@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/sagabox/sagabox/internal/pgcluster"
 	"github.com/sagabox/sagabox/internal/supervisor"
@@ -34,6 +35,7 @@ func freePort(t *testing.T) string {
 // upRun is a running `sagabox up`.
 type upRun struct {
 	dataDir                  string
+	pgPort                   int
 	order, customer, payment string // service URLs
 	console                  string // the console's URL
 	relayMetrics             string // the relay's and the broker's /metrics URLs
@@ -61,7 +63,8 @@ func startUpEnv(t *testing.T, dataDir string, env map[string]string, args ...str
 	t.Helper()
 	order, customer, payment := "127.0.0.1:"+freePort(t), "127.0.0.1:"+freePort(t), "127.0.0.1:"+freePort(t)
 	console, relayMetrics, brokerMetrics := "127.0.0.1:"+freePort(t), "127.0.0.1:"+freePort(t), "127.0.0.1:"+freePort(t)
-	argv := append([]string{"up", "-data", dataDir, "-pg-port", freePort(t), "-kafka-port", freePort(t),
+	pgPort, _ := strconv.Atoi(freePort(t))
+	argv := append([]string{"up", "-data", dataDir, "-pg-port", strconv.Itoa(pgPort), "-kafka-port", freePort(t),
 		"-order-addr", order, "-customer-addr", customer, "-payment-addr", payment, "-console-addr", console,
 		"-relay-metrics-addr", relayMetrics, "-broker-metrics-addr", brokerMetrics,
 		"-connectors", filepath.Join("..", "..", "debezium", "connectors"), "-jaeger", filepath.Join(dataDir, "no-jaeger")}, args...)
@@ -93,7 +96,7 @@ func startUpEnv(t *testing.T, dataDir string, env map[string]string, args ...str
 	if len(done) > 0 {
 		t.Fatalf("sagabox up failed: %v\n%s", <-done, stderr.String())
 	}
-	return &upRun{dataDir: dataDir, order: "http://" + order, customer: "http://" + customer, payment: "http://" + payment,
+	return &upRun{dataDir: dataDir, pgPort: pgPort, order: "http://" + order, customer: "http://" + customer, payment: "http://" + payment,
 		console: "http://" + console, relayMetrics: "http://" + relayMetrics + "/metrics",
 		brokerMetrics: "http://" + brokerMetrics + "/metrics", runDir: filepath.Join(dataDir, "run"),
 		stdout: &stdout, stderr: &stderr, stop: stop}
@@ -118,7 +121,9 @@ func getJSON(t *testing.T, url string, out any) int {
 // data finds the order and the customer's allocation again; -fresh empties it.
 func TestUpRunsTheSystemAndKeepsItsData(t *testing.T) {
 	dataDir := filepath.Join(t.TempDir(), "data")
-	orderURL, _, stop := startUp(t, dataDir)
+	u := startUpRun(t, dataDir)
+	orderURL, stop := u.order, u.stop
+	checkLocalDefaults(t, u)
 
 	body, err := os.ReadFile(filepath.Join("..", "..", "requests", "place-order.json"))
 	if err != nil {
@@ -157,6 +162,98 @@ func TestUpRunsTheSystemAndKeepsItsData(t *testing.T) {
 	orderURL, _, _ = startUp(t, dataDir, "-fresh")
 	if code := getJSON(t, orderURL+"/orders/1", nil); code != http.StatusNotFound {
 		t.Errorf("after -fresh: GET /orders/1 = %d, want 404", code)
+	}
+}
+
+// checkLocalDefaults checks that what `make run` starts lets in no more than
+// it must: the services listen on the loopback by default; the console's
+// token reads the admin API and can act on nothing; the console answers
+// only for its own host names; Postgres asks for a password over TCP, the
+// superuser's in a 0600 file, and a service's role opens only its own
+// database.
+func checkLocalDefaults(t *testing.T, u *upRun) {
+	t.Helper()
+	c, err := parseUp(nil, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for svc, addr := range c.addrs {
+		if !strings.HasPrefix(addr, "127.0.0.1:") {
+			t.Errorf("-%s-addr defaults to %s, want the loopback", svc, addr)
+		}
+	}
+	consoleToken, err := os.ReadFile(filepath.Join(u.dataDir, "console-token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	adminToken, err := os.ReadFile(filepath.Join(u.dataDir, "admin-token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	call := func(method, url, token, host string) int {
+		req, err := http.NewRequest(method, url, strings.NewReader(`{"reason":"test"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(token))
+		}
+		if host != "" {
+			req.Host = host
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	abort := u.order + "/admin/sagas/0b7e1b1e-8a5c-4c55-9d7f-0d7c1a1e2f3a/abort"
+	for _, tc := range []struct {
+		name, method, url, token, host string
+		want                           int
+	}{
+		{"the console's token reads sagas", "GET", u.order + "/admin/sagas", string(consoleToken), "", 200},
+		{"the console's token reads parked messages", "GET", u.payment + "/admin/parked", string(consoleToken), "", 200},
+		{"the console's token cannot abort", "POST", abort, string(consoleToken), "", 403},
+		{"the console's token cannot replay", "POST", u.customer + "/admin/parked/replay", string(consoleToken), "", 403},
+		{"the operator's token can act", "POST", abort, string(adminToken), "", 404},
+		{"the console for its host", "GET", u.console + "/healthz", "", "", 200},
+		{"the console for localhost", "GET", u.console + "/healthz", "", "localhost:8070", 200},
+		{"the console for another host", "GET", u.console + "/", "", "rebound.example:8070", 421},
+	} {
+		if got := call(tc.method, tc.url, tc.token, tc.host); got != tc.want {
+			t.Errorf("%s: %d, want %d", tc.name, got, tc.want)
+		}
+	}
+	pwFile := filepath.Join(u.dataDir, "postgres-password")
+	fi, err := os.Stat(pwFile)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("%s: %v (mode %v), want a 0600 file", pwFile, err, fi.Mode())
+	}
+	pw, err := pgcluster.ReadPassword(pwFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := u.pgPort
+	for _, tc := range []struct {
+		url    string
+		wantOK bool
+	}{
+		{pgcluster.AdminURL(port, pw, "orderdb"), true},
+		{fmt.Sprintf("postgres://postgres@127.0.0.1:%d/orderdb?sslmode=disable", port), false},
+		{fmt.Sprintf("postgres://orderuser:orderpw@127.0.0.1:%d/orderdb?sslmode=disable", port), true},
+		{fmt.Sprintf("postgres://orderuser:orderpw@127.0.0.1:%d/customerdb?sslmode=disable", port), false},
+		{fmt.Sprintf("postgres://customeruser:customerpw@127.0.0.1:%d/paymentdb?sslmode=disable", port), false},
+		{fmt.Sprintf("postgres://paymentuser:paymentpw@127.0.0.1:%d/postgres?sslmode=disable", port), false},
+	} {
+		conn, err := pgx.Connect(context.Background(), tc.url)
+		if err == nil {
+			conn.Close(context.Background())
+		}
+		if (err == nil) != tc.wantOK {
+			t.Errorf("connect %s: %v, want ok=%v", strings.Replace(tc.url, pw, "<pw>", 1), err, tc.wantOK)
+		}
 	}
 }
 

@@ -27,7 +27,7 @@ import (
 type Config struct {
 	// Dir is the data directory.
 	Dir string
-	// Port to listen on (127.0.0.1 and every other interface); 0 picks one.
+	// Port to listen on (127.0.0.1 only: kfake binds the loopback); 0 picks one.
 	Port int
 	// Partitions of topics created without a count (default 4).
 	Partitions int

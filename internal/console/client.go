@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -37,11 +38,17 @@ func statusOf(err error) int {
 	return 0
 }
 
-// call sends a request with a JSON body (nil: none) and the bearer token
-// (empty: none) to the first instance that answers, and decodes a JSON
-// answer into out (nil: ignored). An instance that cannot be reached is
-// skipped; an answer, whatever its status, is final.
-func (u upstream) call(ctx context.Context, method, path, token string, body, out any) error {
+// header is one request header of call.
+type header struct{ key, value string }
+
+// call sends a request with a JSON body (nil: none), the bearer token
+// (empty: none) and headers to the first instance that answers, and decodes
+// a JSON answer into out (nil: ignored). An instance to which no
+// connection could be made is skipped; any other failure is final, so that
+// a request that may have reached an instance (a timeout, a connection
+// lost mid-way) is never sent to a second one: an order would be placed
+// twice. An answer, whatever its status, is final.
+func (u upstream) call(ctx context.Context, method, path, token string, body, out any, headers ...header) error {
 	var payload []byte
 	if body != nil {
 		var err error
@@ -61,10 +68,16 @@ func (u upstream) call(ctx context.Context, method, path, token string, body, ou
 		if token != "" {
 			req.Header.Set("Authorization", "Bearer "+token)
 		}
+		for _, h := range headers {
+			req.Header.Set(h.key, h.value)
+		}
 		resp, err := u.http.Do(req)
-		if err != nil {
+		if err != nil && notConnected(err) {
 			errs = append(errs, err)
 			continue
+		}
+		if err != nil {
+			return fmt.Errorf("%s service: %w", u.name, err)
 		}
 		raw, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
 		resp.Body.Close()
@@ -88,6 +101,14 @@ func (u upstream) call(ctx context.Context, method, path, token string, body, ou
 		return nil
 	}
 	return fmt.Errorf("%s service unreachable: %w", u.name, errors.Join(errs...))
+}
+
+// notConnected reports a request that never reached its instance: no
+// connection could be made (refused, no route, the name did not resolve).
+func notConnected(err error) bool {
+	var op *net.OpError
+	var dns *net.DNSError
+	return errors.As(err, &dns) || errors.As(err, &op) && op.Op == "dial"
 }
 
 // health checks every instance's /healthz.

@@ -3,7 +3,9 @@ package console
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
+	"slices"
 	"strings"
 )
 
@@ -25,6 +27,12 @@ type Config struct {
 	// JaegerUIURL is where a person opens Jaeger's UI (JAEGER_UI_URL); a
 	// saga page links its trace there. Empty: no link.
 	JaegerUIURL string
+	// Hosts are the host names the console answers for (CONSOLE_HOSTS,
+	// comma-separated; default localhost, 127.0.0.1 and ::1, plus the host
+	// of HTTP_ADDR): a request naming any other host in its Host header is
+	// refused, so that a web page whose name an attacker points at this
+	// machine (DNS rebinding) cannot read or drive the console.
+	Hosts []string
 }
 
 // LoadConfig reads the environment through getenv, with defaults that work
@@ -36,8 +44,24 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		CustomerURLs: []string{"http://localhost:8081"},
 		PaymentURLs:  []string{"http://localhost:8082"},
 		Token:        strings.TrimSpace(getenv("CONSOLE_TOKEN")),
+		Hosts:        []string{"localhost", "127.0.0.1", "::1"},
 	}
 	var errs []error
+	if host, _, err := net.SplitHostPort(c.HTTPAddr); err == nil && host != "" && host != "0.0.0.0" && host != "::" &&
+		!slices.Contains(c.Hosts, strings.ToLower(host)) {
+		c.Hosts = append(c.Hosts, strings.ToLower(host))
+	}
+	if v := getenv("CONSOLE_HOSTS"); v != "" {
+		c.Hosts = nil
+		for h := range strings.SplitSeq(v, ",") {
+			h = strings.ToLower(strings.Trim(strings.TrimSpace(h), "[]"))
+			if h == "" || strings.ContainsAny(h, "/:@ ") && net.ParseIP(h) == nil {
+				errs = append(errs, fmt.Errorf("CONSOLE_HOSTS: %q is not a host name", h))
+				continue
+			}
+			c.Hosts = append(c.Hosts, h)
+		}
+	}
 	for _, u := range []struct {
 		key string
 		dst *[]string

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/google/uuid"
+
 	"github.com/sagabox/sagabox/requests"
 )
 
@@ -19,6 +21,9 @@ type example struct {
 	Quantity             int
 	PaymentDue           int64
 	CreditCardNo         string
+	// Key is the form's idempotency key, new with every page: a form sent
+	// twice (a double click, a reload) places one order.
+	Key string
 }
 
 // scenarios say what each reference order shows (README, "Placing
@@ -36,7 +41,7 @@ func loadExamples() ([]example, error) {
 		if err != nil {
 			return nil, fmt.Errorf("example %s: %w", file, err)
 		}
-		e := example{File: file, Title: scenarios[file][0], Outcome: scenarios[file][1]}
+		e := example{File: file, Title: scenarios[file][0], Outcome: scenarios[file][1], Key: uuid.NewString()}
 		if err := json.Unmarshal(raw, &e); err != nil {
 			return nil, fmt.Errorf("example %s: %w", file, err)
 		}
@@ -54,11 +59,15 @@ func (s *Server) placePage(w http.ResponseWriter, r *http.Request) {
 	s.render(w, r, http.StatusOK, "place", p)
 }
 
-// placeOrder sends the form to the order service's POST /orders and goes
-// to the new saga's page.
+// placeOrder sends the form to the order service's POST /orders, with the
+// form's idempotency key, and goes to the new saga's page.
 func (s *Server) placeOrder(w http.ResponseWriter, r *http.Request) {
 	body := map[string]any{}
 	var errs []string
+	key, err := uuid.Parse(r.PostFormValue("idempotencyKey"))
+	if err != nil {
+		errs = append(errs, "the form has no idempotency key: reload the page")
+	}
 	for _, f := range []string{"itemId", "quantity", "customerId", "paymentDue"} {
 		n, err := strconv.ParseInt(strings.TrimSpace(r.PostFormValue(f)), 10, 64)
 		if err != nil {
@@ -72,7 +81,8 @@ func (s *Server) placeOrder(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var placed placedJSON
-	if err := s.order.call(r.Context(), http.MethodPost, "/orders", "", body, &placed); err != nil {
+	if err := s.order.call(r.Context(), http.MethodPost, "/orders", "", body, &placed,
+		header{"Idempotency-Key", key.String()}); err != nil {
 		redirect(w, r, "/place", "error", "order refused: "+s.failed(r.Context(), "order", err))
 		return
 	}

@@ -13,8 +13,11 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -68,7 +71,7 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Server, erro
 // Routes returns the console's router; metrics serves GET /metrics.
 func (s *Server) Routes(metricsHandler http.Handler) http.Handler {
 	r := chi.NewRouter()
-	r.Use(securityHeaders)
+	r.Use(s.allowHosts, securityHeaders)
 	r.Get("/", s.overview)
 	r.Get("/sagas", s.sagaList)
 	r.Get("/sagas/{id}", s.sagaPage)
@@ -89,6 +92,25 @@ func (s *Server) Routes(metricsHandler http.Handler) http.Handler {
 		s.render(w, r, http.StatusNotFound, "overview", page{Title: "Not found", Error: "No such page: " + r.URL.Path})
 	})
 	return r
+}
+
+// allowHosts refuses a request whose Host header names a host the console
+// does not answer for (Config.Hosts): what a page of another site sends
+// after DNS rebinding.
+func (s *Server) allowHosts(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host := r.Host
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		}
+		host = strings.ToLower(strings.Trim(host, "[]"))
+		if !slices.Contains(s.cfg.Hosts, host) {
+			s.log.WarnContext(r.Context(), "request for another host refused", "host", r.Host, "remote", r.RemoteAddr)
+			platform.WriteError(w, http.StatusMisdirectedRequest, "this console does not answer for host "+strconv.Quote(r.Host))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // securityHeaders: no framing, no sniffing, scripts and style sheets only

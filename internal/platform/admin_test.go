@@ -157,3 +157,55 @@ func TestRequireAdmin(t *testing.T) {
 		}
 	}
 }
+
+// A reader's token (ADMIN_READ_TOKEN, the console's) opens the admin API's
+// reads and no action: an action with it is 403 and never reaches the
+// handler.
+func TestReaderTokenOnlyReads(t *testing.T) {
+	t.Parallel()
+	const tokenC = "cccccccccccccccccccccccc"
+	tokens, err := ParseTokens("ops:"+tokenA, "console:"+tokenC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"ops", "console (read)"}, tokens.Names()); diff != "" {
+		t.Errorf("names (-want +got):\n%s", diff)
+	}
+	reached := 0
+	h := RequireAdmin(tokens, slog.New(slog.DiscardHandler))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		reached++
+		WriteJSON(w, http.StatusOK, map[string]string{"name": AdminName(r.Context())})
+	}))
+	for _, tc := range []struct {
+		method, token string
+		want          int
+	}{
+		{http.MethodGet, tokenC, 200}, {http.MethodHead, tokenC, 200},
+		{http.MethodPost, tokenC, 403}, {http.MethodPut, tokenC, 403}, {http.MethodDelete, tokenC, 403},
+		{http.MethodPost, tokenA, 200}, {http.MethodGet, tokenA, 200},
+	} {
+		before := reached
+		req := httptest.NewRequest(tc.method, "/admin/sagas/x/abort", nil)
+		req.Header.Set("Authorization", "Bearer "+tc.token)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != tc.want {
+			t.Errorf("%s with %s: %d, want %d", tc.method, tc.token[:3], rec.Code, tc.want)
+		}
+		if tc.want == 403 && (reached != before || !strings.Contains(rec.Body.String(), "only reads")) {
+			t.Errorf("%s with the reader's token: reached the handler, or no clear error: %s", tc.method, rec.Body)
+		}
+	}
+	for _, bad := range [][2]string{
+		{"ops:" + tokenA, "ops:" + tokenC},     // a name in both
+		{"ops:" + tokenA, "console:" + tokenA}, // a token in both
+		{"ops:" + tokenA, "console:short"},
+	} {
+		if _, err := ParseTokens(bad[0], bad[1]); err == nil || !strings.Contains(err.Error(), "ADMIN_READ_TOKEN entry 1") {
+			t.Errorf("ParseTokens(%q, %q) = %v, want an error naming the reader's entry", bad[0], bad[1], err)
+		}
+	}
+	if tokens, err := ParseTokens("", "console:"+tokenC); err != nil || len(tokens.Names()) != 1 {
+		t.Errorf("readers only: %v %v", tokens.Names(), err)
+	}
+}

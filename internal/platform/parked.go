@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/jackc/pgx/v5"
@@ -148,6 +150,11 @@ func decodeReplay(w http.ResponseWriter, r *http.Request) (replayRequest, bool) 
 	case strings.TrimSpace(req.Reason) == "":
 		WriteError(w, http.StatusBadRequest, "reason is required")
 		return req, false
+	case strings.ContainsFunc(req.Reason, func(r rune) bool { return unicode.IsControl(r) && r != '\n' && r != '\t' }) ||
+		strings.ContainsRune(req.Reason, utf8.RuneError):
+		// The decoder turned bytes that are not UTF-8 into U+FFFD.
+		WriteError(w, http.StatusBadRequest, "reason must be text: valid UTF-8, no control characters but line breaks and tabs")
+		return req, false
 	}
 	return req, true
 }
@@ -225,14 +232,16 @@ func (a ParkedAPI) replayAll(w http.ResponseWriter, r *http.Request) {
 func (a ParkedAPI) audit(ctx context.Context, tx pgx.Tx, p consumer.Parked) error {
 	payload, err := json.Marshal(map[string]any{
 		"action": "replay-parked", "parkedId": p.ID, "consumer": p.Consumer, "topic": p.Topic,
-		"partition": p.Partition, "offset": p.Offset, "eventId": p.Headers["id"],
+		"partition": p.Partition, "offset": p.Offset, "eventId": p.EventID,
 		"actor": p.ReplayedBy, "reason": p.ReplayReason, "outcome": p.ReplayOutcome,
 	})
 	if err != nil {
 		return fmt.Errorf("encode replay audit: %w", err)
 	}
+	// Keyed by the saga, as the message was; a key that is not text (a
+	// record parked for that) by the parked row.
 	key := p.Key
-	if key == "" {
+	if key == "" || !utf8.ValidString(key) || strings.ContainsRune(key, 0) {
 		key = "parked-" + strconv.FormatInt(p.ID, 10)
 	}
 	return outbox.Write(ctx, tx, outbox.Event{

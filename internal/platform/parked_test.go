@@ -224,6 +224,8 @@ func TestParkedAPIRefusesAndValidates(t *testing.T) {
 		{http.MethodPost, fmt.Sprintf("/%d/replay", id), opsToken, ``, http.StatusBadRequest},
 		{http.MethodPost, fmt.Sprintf("/%d/replay", id), opsToken, `{}`, http.StatusBadRequest},
 		{http.MethodPost, fmt.Sprintf("/%d/replay", id), opsToken, `{"reason":" "}`, http.StatusBadRequest},
+		{http.MethodPost, fmt.Sprintf("/%d/replay", id), opsToken, `{"reason":"a\u0000b"}`, http.StatusBadRequest},
+		{http.MethodPost, "/replay", opsToken, "{\"reason\":\"a\xffb\"}", http.StatusBadRequest},
 		{http.MethodPost, fmt.Sprintf("/%d/replay", id), opsToken, `{"reason":"x","force":true}`, http.StatusBadRequest},
 		{http.MethodPost, fmt.Sprintf("/%d/replay", id), opsToken, `{"reason":"x"}{}`, http.StatusBadRequest},
 		{http.MethodPost, fmt.Sprintf("/%d/replay", id), opsToken, `{"reason":"` + strings.Repeat("x", platform.MaxAdminBody) + `"}`, http.StatusRequestEntityTooLarge},

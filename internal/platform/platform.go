@@ -36,7 +36,7 @@ type Config struct {
 	OutboxRetention time.Duration // OUTBOX_RETENTION: age at which outbox rows are pruned
 	LogLevel        slog.Level    // LOG_LEVEL: debug, info, warn, error
 	Instance        string        // SERVICE_INSTANCE: this instance's unique name among its service's (static group membership)
-	AdminTokens     AdminTokens   // ADMIN_TOKEN: name:token pairs opening /admin (see ParseAdminTokens); never logged
+	AdminTokens     AdminTokens   // ADMIN_TOKEN, ADMIN_READ_TOKEN: name:token pairs opening /admin to operators, to readers (see ParseTokens); never logged
 }
 
 // LocalDefaults is the configuration of service ("order", "customer",
@@ -89,10 +89,10 @@ func LoadConfig(getenv func(string) string, def Config) (Config, error) {
 			errs = append(errs, fmt.Errorf("LOG_LEVEL=%q: want debug, info, warn or error", v))
 		}
 	}
-	if v := getenv("ADMIN_TOKEN"); v != "" {
-		t, err := ParseAdminTokens(v)
+	if ops, readers := getenv("ADMIN_TOKEN"), getenv("ADMIN_READ_TOKEN"); ops != "" || readers != "" {
+		t, err := ParseTokens(ops, readers)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("ADMIN_TOKEN: %w", err))
+			errs = append(errs, err)
 		}
 		c.AdminTokens = t
 	}

@@ -14,7 +14,7 @@ import (
 )
 
 // Defaults work with `make run` (sagabox up).
-var Defaults = platform.LocalDefaults("customer", ":8081")
+var Defaults = platform.LocalDefaults("customer", "127.0.0.1:8081")
 
 // Run runs the customer service until ctx ends.
 func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) error {

@@ -14,7 +14,7 @@ import (
 )
 
 // Defaults work with `make run` (sagabox up).
-var Defaults = platform.LocalDefaults("payment", ":8082")
+var Defaults = platform.LocalDefaults("payment", "127.0.0.1:8082")
 
 // Run runs the payment service until ctx ends.
 func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) error {
