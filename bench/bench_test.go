@@ -16,7 +16,7 @@ import (
 func TestBenchShortForm(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "results.txt")
 	o := options{orders: 200, workers: 8, latencyFor: 2e9, ceilingFor: 3e8, modes: []string{"off"},
-		relayRows: 2000, out: out}
+		relayRows: 2000, out: out, saturation: true}
 	var stdout strings.Builder
 	if err := run(context.Background(), o, &stdout); err != nil {
 		t.Fatal(err)
@@ -34,6 +34,18 @@ func TestBenchShortForm(t *testing.T) {
 		if v, err := strconv.ParseFloat(row[i], 64); err != nil || v <= 0 {
 			t.Errorf("%s = %q, want a positive number", name, row[i])
 		}
+	}
+	// The plain-load check: no saga waited for a deadline, nothing was
+	// parked (the run injects no fault).
+	tail := regexp.MustCompile(`(?m)^\s+off\s+(\d+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+(\d+)\s+(\d+)\s+(\d+)\s*$`).FindStringSubmatch(table)
+	if tail == nil {
+		t.Fatalf("no fixed-rate row in:\n%s", table)
+	}
+	if tail[6] != "0" || tail[7] != "0" {
+		t.Errorf("a run without faults had %s deadline actions and %s parked messages, want none", tail[6], tail[7])
+	}
+	if max, err := strconv.ParseFloat(tail[5], 64); err != nil || max <= 0 {
+		t.Errorf("max latency %q", tail[5])
 	}
 	for _, want := range []string{"postgres", "order-1", "relay", "broker", "walsenders", "sagabox relay", "Watermill SQL forwarder"} {
 		if !strings.Contains(table, want) {

@@ -49,6 +49,7 @@ type options struct {
 	relayOnly  bool
 	rate       float64  // orders/s of the latency run; 0: half the measured maximum
 	env        []string // added to the system's environment
+	saturation bool     // measure the ceiling and saturation; false: the fixed-rate run alone (-latency-rate)
 }
 
 func main() {
@@ -61,6 +62,7 @@ func main() {
 	flag.IntVar(&o.relayRows, "relay-rows", 50000, "rows of the bulk relay run (0 skips it)")
 	flag.Float64Var(&o.rate, "latency-rate", 0, "orders per second of the latency run (default: half the measured maximum)")
 	flag.BoolVar(&o.relayOnly, "relay-only", false, "measure only the relay and Watermill's forwarder")
+	flag.BoolVar(&o.saturation, "saturation", true, "measure the ceiling and the saturation throughput first; false: only the fixed-rate run at -latency-rate (the plain-load check)")
 	flag.StringVar(&o.profileDir, "profile", "", "write a CPU profile of every component during the saturation run to this directory")
 	flag.Func("env", "KEY=value added to the system's environment (repeatable), e.g. LOG_LEVEL=warn", func(v string) error {
 		o.env = append(o.env, v)
@@ -69,6 +71,9 @@ func main() {
 	flag.StringVar(&o.out, "out", filepath.Join("results", time.Now().Format("2006-01-02")+".txt"), "results file")
 	cpuProfile := flag.String("cpuprofile", "", "write the bench process's own CPU profile (the relay runs in it during -relay-only)")
 	flag.Parse()
+	if !o.saturation && o.rate <= 0 {
+		log.Fatal("bench: -saturation=false needs -latency-rate")
+	}
 	for m := range strings.SplitSeq(*modes, ",") {
 		o.modes = append(o.modes, strings.TrimSpace(m))
 	}
@@ -119,9 +124,12 @@ func run(ctx context.Context, o options, stdout io.Writer) error {
 		results = append(results, r)
 	}
 	var table strings.Builder
-	if o.relayOnly {
+	switch {
+	case o.relayOnly:
 		reportRelay(&table, o, results)
-	} else {
+	case !o.saturation:
+		reportLatency(&table, o, results)
+	default:
 		report(&table, o, results)
 	}
 	fmt.Fprint(stdout, table.String())
@@ -142,6 +150,7 @@ func report(w io.Writer, o options, rs []result) {
 			r.sagasPerSec, 500*r.sagasPerSec/r.ceilingTPS, r.p50, r.p90, r.p99, r.latencyRate, r.cpuTotal)
 	}
 	tw.Flush()
+	reportLatency(w, o, rs)
 	for _, r := range rs {
 		fmt.Fprintf(w, "\ntracing %s, per component: CPU ms per saga at saturation, peak memory\n", r.tracing)
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
@@ -152,6 +161,19 @@ func report(w io.Writer, o options, rs []result) {
 		tw.Flush()
 	}
 	reportRelay(w, o, rs)
+}
+
+// reportLatency prints the fixed-rate run's tail and what a run without
+// faults must not show (deadline actions, parked messages).
+func reportLatency(w io.Writer, o options, rs []result) {
+	fmt.Fprintf(w, "\nfixed rate for %s: created → ended, the tail; deadline retries/timeouts and parked messages over the whole run (a run without faults has none); replies found ahead of their saga and waited for\n", o.latencyFor)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "tracing\tsagas/s offered\tp50 ms\tp99 ms\tp99.9 ms\tmax ms\tdeadline actions\tparked\tearly replies\t")
+	for _, r := range rs {
+		fmt.Fprintf(tw, "%s\t%.0f\t%.1f\t%.1f\t%.1f\t%.1f\t%d\t%d\t%d\t\n", r.tracing, r.latencyRate, r.p50, r.p99, r.p999, r.max,
+			r.health.deadlines, r.health.parked, r.health.early)
+	}
+	tw.Flush()
 }
 
 func reportRelay(w io.Writer, o options, rs []result) {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -10,8 +11,11 @@ import (
 	"runtime"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // pprofBase is the first pprof port `sagabox up -pprof` hands out: to the
@@ -54,10 +58,22 @@ type result struct {
 	ceilingClients             int
 	sagasPerSec                float64
 	p50, p90, p99, latencyRate float64
+	p999, max                  float64
 	cpuTotal                   float64
 	components                 []componentResult
 	relay                      []relayResult
+	health                     health
 }
+
+// health is what a run without faults must not show: a saga that waited
+// for a deadline (history rows retry or timeout) or a parked message; and
+// how many replies arrived ahead of their saga's state and were waited for
+// (the order service's sagabox_messages_early_total).
+type health struct {
+	deadlines, parked, early int64
+}
+
+func (h health) ok() bool { return h.deadlines == 0 && h.parked == 0 }
 
 type componentResult struct {
 	name   string
@@ -100,6 +116,14 @@ func measure(ctx context.Context, o options, bin, jaeger string, withRelay bool)
 	}
 	defer customerDB.Close()
 	if err := seedCustomers(ctx, customerDB); err != nil {
+		return r, err
+	}
+	if !o.saturation {
+		// The plain-load check alone: orders at a fixed rate.
+		err = latencyRun(ctx, o, s, orderDB, o.rate, &r)
+		if err == nil {
+			r.health, err = checkHealth(ctx, s)
+		}
 		return r, err
 	}
 	fmt.Fprintf(os.Stderr, "bench: tracing %s: ceiling\n", filepath.Base(jaeger))
@@ -150,21 +174,9 @@ func measure(ctx context.Context, o options, bin, jaeger string, withRelay bool)
 	if o.rate > 0 {
 		rate = o.rate
 	}
-	fmt.Fprintf(os.Stderr, "bench: tracing %s: latency at %.0f orders/s for %s\n", filepath.Base(jaeger), rate, o.latencyFor)
-	from := time.Now()
-	failed := offer(ctx, s.orderURL, rate, o.latencyFor)
-	to := time.Now()
-	if failed > 0 {
-		return r, fmt.Errorf("%d orders of the latency run failed", failed)
-	}
-	if err := waitTerminal(ctx, orderDB, from, 1, 2*time.Minute); err != nil {
+	if err := latencyRun(ctx, o, s, orderDB, rate, &r); err != nil {
 		return r, err
 	}
-	ms, err := latencies(ctx, orderDB, from, to)
-	if err != nil {
-		return r, err
-	}
-	r.p50, r.p90, r.p99, r.latencyRate = percentile(ms, .50), percentile(ms, .90), percentile(ms, .99), rate
 
 	if withRelay {
 		fmt.Fprintf(os.Stderr, "bench: relay alone, %d rows\n", o.relayRows)
@@ -172,10 +184,91 @@ func measure(ctx context.Context, o options, bin, jaeger string, withRelay bool)
 			return r, err
 		}
 	}
+	if r.health, err = checkHealth(ctx, s); err != nil {
+		return r, err
+	}
 	peaks := rss.finish()
 	for i := range r.components {
 		r.components[i].peakMB = float64(peaks[r.components[i].name]) / 1024
 	}
 	sort.Slice(r.components, func(i, j int) bool { return r.components[i].cpuMS > r.components[j].cpuMS })
 	return r, nil
+}
+
+// latencyRun offers orders at rate for o.latencyFor (open loop) and records
+// the latency of their sagas, created → ended, in r.
+func latencyRun(ctx context.Context, o options, s *system, orderDB *pgxpool.Pool, rate float64, r *result) error {
+	fmt.Fprintf(os.Stderr, "bench: latency at %.0f orders/s for %s\n", rate, o.latencyFor)
+	from := time.Now()
+	failed := offer(ctx, s.orderURL, rate, o.latencyFor)
+	to := time.Now()
+	if failed > 0 {
+		return fmt.Errorf("%d orders of the latency run failed", failed)
+	}
+	if err := waitTerminal(ctx, orderDB, from, 1, 2*time.Minute); err != nil {
+		return err
+	}
+	ms, err := latencies(ctx, orderDB, from, to)
+	if err != nil {
+		return err
+	}
+	r.p50, r.p90, r.p99, r.latencyRate = percentile(ms, .50), percentile(ms, .90), percentile(ms, .99), rate
+	r.p999 = percentile(ms, .999)
+	if len(ms) > 0 {
+		r.max = ms[len(ms)-1]
+	}
+	return nil
+}
+
+// checkHealth counts, over the whole run, the sagas' deadline actions
+// (history rows retry and timeout), the messages parked in every service
+// database, and the replies the order service found ahead of their saga.
+func checkHealth(ctx context.Context, s *system) (health, error) {
+	var h health
+	for _, db := range []string{"orderdb", "customerdb", "paymentdb"} {
+		pool, err := s.db(ctx, db, 1)
+		if err != nil {
+			return h, err
+		}
+		var parked int64
+		err = pool.QueryRow(ctx, `SELECT count(*) FROM parkedmessage`).Scan(&parked)
+		if err == nil && db == "orderdb" {
+			err = pool.QueryRow(ctx, `SELECT count(*) FROM sagastate_history WHERE cause IN ('retry', 'timeout')`).Scan(&h.deadlines)
+		}
+		pool.Close()
+		if err != nil {
+			return h, fmt.Errorf("%s: %w", db, err)
+		}
+		h.parked += parked
+	}
+	early, err := scrapeCounter(ctx, s.orderURL+"/metrics", "sagabox_messages_early_total")
+	h.early = int64(early)
+	return h, err
+}
+
+// scrapeCounter sums the samples of counter name in a Prometheus text page.
+func scrapeCounter(ctx context.Context, url, name string) (float64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("scrape %s: %w", url, err)
+	}
+	defer resp.Body.Close()
+	var sum float64
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, name+"{") && !strings.HasPrefix(line, name+" ") {
+			continue
+		}
+		fields := strings.Fields(line)
+		v, err := strconv.ParseFloat(fields[len(fields)-1], 64)
+		if err == nil {
+			sum += v
+		}
+	}
+	return sum, sc.Err()
 }
