@@ -5,6 +5,7 @@
 //	sagabox relay                   the outbox relays for debezium/connectors/*.json
 //	sagabox broker                  the embedded Kafka-protocol broker
 //	sagabox console                 the dashboard in the browser
+//	sagabox place FILE              place an order (Idempotency-Key, sent again safely)
 //	sagabox trace ORDER_ID|TRACE_ID print one order's trace from Jaeger as a waterfall
 //	sagabox sagas list|show|abort|retry|compensate  the order service's saga admin API
 //	sagabox parked list|replay      the services' parked messages
@@ -36,6 +37,8 @@ commands:
   broker    run the embedded Kafka broker (flags: -data, -port, -metrics-addr)
   console   run the dashboard (env: HTTP_ADDR, ORDER_URLS, CUSTOMER_URLS, PAYMENT_URLS, CONSOLE_TOKEN,
             JAEGER_QUERY_URL, JAEGER_UI_URL)
+  place     place the order of a JSON file (requests/*.json) with an Idempotency-Key, sent again
+            while no answer comes: placed once (sagabox place -h)
   trace     print an order's trace from Jaeger as a waterfall
   sagas     list, show, abort, retry sagas, mark a compensation done (the order service's /admin API;
             env: ORDER_URL, ADMIN_TOKEN; sagabox sagas help)
@@ -73,6 +76,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runBroker(ctx, rest, stdout, stderr)
 	case "console":
 		return consoleCmd(ctx, getenv, stdout)
+	case "place":
+		return placeCmd(ctx, rest, getenv, stdout, stderr)
 	case "trace":
 		return traceCmd(ctx, rest, getenv, stdout, stderr)
 	case "sagas":
