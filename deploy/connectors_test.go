@@ -3,7 +3,6 @@ package deploy_test
 import (
 	"context"
 	"encoding/json"
-	"io/fs"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/sagabox/sagabox/internal/stack"
 	"github.com/sagabox/sagabox/internal/testenv"
+	"github.com/sagabox/sagabox/migrations"
 	"github.com/sagabox/sagabox/pkg/outbox"
 	"github.com/sagabox/sagabox/pkg/relay"
 	"github.com/sagabox/sagabox/pkg/saga"
@@ -154,7 +154,7 @@ func capturedTables(t *testing.T, pool interface {
 // EventRouter reads exists.
 func TestConnectorColumns(t *testing.T) {
 	t.Parallel()
-	schemas := map[string]func() fs.FS{}
+	schemas := map[string]func() migrations.Schema{}
 	for _, a := range apps {
 		schemas[a.db] = a.schema
 	}

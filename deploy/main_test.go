@@ -11,7 +11,6 @@
 package deploy_test
 
 import (
-	"io/fs"
 	"os"
 	"path/filepath"
 	"testing"
@@ -31,7 +30,7 @@ type app struct {
 	db       string // its own database ...
 	role     string // ... and role (deploy/postgres/init.sql)
 	password string
-	schema   func() fs.FS
+	schema   func() migrations.Schema
 }
 
 var apps = []app{

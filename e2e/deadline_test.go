@@ -183,7 +183,7 @@ func TestStoppedPaymentServiceTimesOutAndCompensates(t *testing.T) {
 		t.Errorf("openLimit = %d, want %d", got, initialLimit)
 	}
 	var allocated int
-	if err := s.dbs["customer"].QueryRow(ctx, `SELECT count(*) FROM credit_allocation WHERE status = 'ALLOCATED'`).Scan(&allocated); err != nil || allocated != 0 {
+	if err := s.dbs["customer"].QueryRow(ctx, `SELECT count(*) FROM participant_step WHERE step = 'credit-approval' AND status = 'DONE'`).Scan(&allocated); err != nil || allocated != 0 {
 		t.Errorf("%d allocations still held (%v)", allocated, err)
 	}
 
@@ -445,7 +445,7 @@ func TestLateAndReorderedMessagesLeaveTheMoneyRight(t *testing.T) {
 		t.Errorf("openLimit = %d, want %d", got, initialLimit-4999)
 	}
 	for id, want := range map[int64][]payment{
-		overLimit.OrderID: {{OrderID: overLimit.OrderID, Amount: 0, Status: "CANCELLED"}},
+		overLimit.OrderID: {}, // its CANCEL came first: a marker in the barrier, no payment
 		refused.OrderID:   {{OrderID: refused.OrderID, Amount: 4999, Status: "FAILED"}},
 		accepted.OrderID:  {{OrderID: accepted.OrderID, Amount: 4999, Status: "COMPLETED"}},
 	} {
@@ -453,7 +453,8 @@ func TestLateAndReorderedMessagesLeaveTheMoneyRight(t *testing.T) {
 			t.Errorf("payments of order %d (-want +got):\n%s", id, diff)
 		}
 	}
-	rows, err := s.dbs["customer"].Query(ctx, `SELECT saga_id::text, amount, status FROM credit_allocation`)
+	rows, err := s.dbs["customer"].Query(ctx, `SELECT saga_id::text, coalesce((record->>'amount')::bigint, 0), status
+		FROM participant_step WHERE step = 'credit-approval'`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -476,7 +477,7 @@ func TestLateAndReorderedMessagesLeaveTheMoneyRight(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantAllocs := map[string]alloc{
-		overLimit.SagaID: {0, "REJECTED"}, refused.SagaID: {4999, "RELEASED"}, accepted.SagaID: {4999, "ALLOCATED"}, unknown: {0, "CANCELLED"},
+		overLimit.SagaID: {0, "REFUSED"}, refused.SagaID: {4999, "UNDONE"}, accepted.SagaID: {4999, "DONE"}, unknown: {0, "CANCELLED"},
 	}
 	if diff := cmp.Diff(wantAllocs, allocs); diff != "" {
 		t.Errorf("credit allocations (-want +got):\n%s", diff)

@@ -8,6 +8,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/sagabox/sagabox/pkg/participant"
 )
 
 // ledger is what the three databases say, read once the system is quiet.
@@ -60,7 +62,10 @@ func readLedger(ctx context.Context, orderDB, customerDB, paymentDB *pgxpool.Poo
 	}
 	var saga uuid.UUID
 	var a allocationRow
-	rows, _ = customerDB.Query(ctx, `SELECT saga_id, customer_id, amount, status FROM credit_allocation`)
+	// What the credit-approval step did for each saga (pkg/participant's
+	// barrier): DONE holds record.amount of the customer's credit.
+	rows, _ = customerDB.Query(ctx, `SELECT saga_id, coalesce((record->>'customerId')::bigint, 0),
+		coalesce((record->>'amount')::bigint, 0), status FROM participant_step WHERE step = 'credit-approval'`)
 	if _, err := pgx.ForEachRow(rows, []any{&saga, &a.customerID, &a.amount, &a.status}, func() error {
 		l.allocations[saga] = a
 		return nil
@@ -119,11 +124,11 @@ func (l ledger) violations(initial map[int64]int64) []string {
 				add("ACCEPTED order %d (%d cents) has payment %+v (found %v), want one COMPLETED of its amount", o.id, o.due, p, paid)
 			}
 		case "REJECTED":
-			if paid && p.status != "FAILED" && p.status != "REFUNDED" && p.status != "CANCELLED" {
+			if paid && p.status != "FAILED" && p.status != "REFUNDED" {
 				add("REJECTED order %d has a %s payment of %d cents", o.id, p.status, p.amount)
 			}
 		}
-		if a, ok := l.allocations[o.sagaID]; ok && a.status == "ALLOCATED" && o.sagaStatus == "ABORTED" {
+		if a, ok := l.allocations[o.sagaID]; ok && a.status == participant.StatusDone && o.sagaStatus == "ABORTED" {
 			add("ABORTED saga of order %d still holds %d cents of customer %d", o.id, a.amount, a.customerID)
 		}
 	}
@@ -132,7 +137,7 @@ func (l ledger) violations(initial map[int64]int64) []string {
 		if _, ok := sagas[saga]; !ok {
 			add("credit allocation for saga %s of no order", saga)
 		}
-		if a.status == "ALLOCATED" {
+		if a.status == participant.StatusDone {
 			allocated[a.customerID] += a.amount
 		}
 	}

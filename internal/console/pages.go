@@ -2,6 +2,7 @@ package console
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/sagabox/sagabox/internal/tracecli"
+	"github.com/sagabox/sagabox/pkg/participant"
 )
 
 // serviceView is one service on the overview: its instances' health and
@@ -217,13 +219,15 @@ func (s *Server) participants(ctx context.Context, id string, d *sagaData) {
 		}
 	})
 	wg.Go(func() {
-		var a allocationJSON
-		switch err := s.customer.call(ctx, http.MethodGet, "/allocations/"+id, "", nil, &a); {
+		var rec participant.Record
+		switch err := s.customer.call(ctx, http.MethodGet, "/steps/credit-approval/"+id, "", nil, &rec); {
 		case statusOf(err) == http.StatusNotFound:
 			d.AllocErr = "nothing asked of the customer service yet"
 		case err != nil:
 			d.AllocErr = s.failed(ctx, "customer", err)
 		default:
+			a := allocationJSON{Status: rec.Status, CreatedAt: rec.CreatedAt, UpdatedAt: rec.UpdatedAt}
+			_ = json.Unmarshal(rec.Record, &a) // a CANCELLED marker has no record
 			d.Allocation = &a
 		}
 	})

@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -126,9 +125,9 @@ func NewLogger(w io.Writer, c Config) *slog.Logger {
 }
 
 // OpenDB connects to the service database, waiting for it to come up (it may
-// start after the service, as in docker compose), and applies fsys when
+// start after the service, as in docker compose), and applies schema when
 // c.Migrate is set.
-func OpenDB(ctx context.Context, c Config, fsys fs.FS, tp trace.TracerProvider, log *slog.Logger) (*pgxpool.Pool, error) {
+func OpenDB(ctx context.Context, c Config, schema migrations.Schema, tp trace.TracerProvider, log *slog.Logger) (*pgxpool.Pool, error) {
 	pcfg, err := pgxpool.ParseConfig(c.DatabaseURL)
 	if err != nil {
 		return nil, fmt.Errorf("parse DATABASE_URL: %w", err)
@@ -154,7 +153,7 @@ func OpenDB(ctx context.Context, c Config, fsys fs.FS, tp trace.TracerProvider, 
 		}
 	}
 	if c.Migrate {
-		if err := migrations.Up(ctx, pool, fsys); err != nil {
+		if err := migrations.Up(ctx, pool, schema); err != nil {
 			pool.Close()
 			return nil, err
 		}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -19,6 +18,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/sagabox/sagabox/internal/metrics"
+	"github.com/sagabox/sagabox/migrations"
 	"github.com/sagabox/sagabox/pkg/consumer"
 )
 
@@ -28,7 +28,7 @@ type Service struct {
 	// they work with `make run`.
 	Defaults Config
 	// Migrations of the service database, applied at start.
-	Migrations fs.FS
+	Migrations migrations.Schema
 	// Topics the service consumes.
 	Topics []string
 	// Settings, when set, reads the service's own environment variables

@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"strings"
 	"sync"
@@ -35,7 +34,7 @@ type ServiceSpec struct {
 	Name       string // "order", "customer", "payment"
 	Database   string // the database name its connector files use
 	Service    func() platform.Service
-	Migrations fs.FS
+	Migrations migrations.Schema
 	// CardKeys: the service seals or opens card numbers, and only such a
 	// service is given the card keys (CARD_KEYS, CARD_KEYS_FILE).
 	CardKeys bool
@@ -145,7 +144,7 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 	return s, nil
 }
 
-func migrate(ctx context.Context, dbURL string, fsys fs.FS) error {
+func migrate(ctx context.Context, dbURL string, schema migrations.Schema) error {
 	if dbURL == "" {
 		return errors.New("no database URL")
 	}
@@ -154,7 +153,7 @@ func migrate(ctx context.Context, dbURL string, fsys fs.FS) error {
 		return fmt.Errorf("open database: %w", err)
 	}
 	defer pool.Close()
-	return migrations.Up(ctx, pool, fsys)
+	return migrations.Up(ctx, pool, schema)
 }
 
 // startRelays runs one relay per connector under a relay.Supervisor, the

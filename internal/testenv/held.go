@@ -2,7 +2,6 @@ package testenv
 
 import (
 	"context"
-	"io/fs"
 	"log/slog"
 	"net/url"
 	"os"
@@ -15,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/sagabox/sagabox/internal/pgcluster"
+	"github.com/sagabox/sagabox/migrations"
 )
 
 // The held-commit server: a local cluster of its own on which a session that
@@ -34,9 +34,9 @@ var (
 )
 
 // HeldCommitDatabase creates a database on the held-commit server, migrated
-// with fsys (nil for none), and returns its superuser URL. It is dropped
+// with schema (nil for none), and returns its superuser URL. It is dropped
 // when the test ends; the server is stopped by Main.
-func HeldCommitDatabase(t testing.TB, fsys fs.FS) string {
+func HeldCommitDatabase(t testing.TB, schema migrations.Schema) string {
 	t.Helper()
 	heldOnce.Do(func() {
 		port, err := pgcluster.FreePort()
@@ -79,7 +79,7 @@ func HeldCommitDatabase(t testing.TB, fsys fs.FS) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return createDatabase(t, u, fsys)
+	return createDatabase(t, u, schema)
 }
 
 // HoldCommits makes the commits of the session conn (a connection to the

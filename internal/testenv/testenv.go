@@ -13,7 +13,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"net/url"
 	"os"
@@ -98,16 +97,16 @@ func Name(prefix string) string {
 	return prefix + "_" + hex.EncodeToString(b)
 }
 
-// Database creates an empty database for this test, migrated with fsys (nil
+// Database creates an empty database for this test, migrated with schema (nil
 // for none), and returns its superuser URL. It is dropped when the test ends.
-func Database(t testing.TB, fsys fs.FS) string {
+func Database(t testing.TB, schema migrations.Schema) string {
 	t.Helper()
-	return createDatabase(t, server(t), fsys)
+	return createDatabase(t, server(t), schema)
 }
 
-// createDatabase creates a database migrated with fsys on the server admin
+// createDatabase creates a database migrated with schema on the server admin
 // (a superuser URL) for this test.
-func createDatabase(t testing.TB, admin *url.URL, fsys fs.FS) string {
+func createDatabase(t testing.TB, admin *url.URL, schema migrations.Schema) string {
 	t.Helper()
 	ctx := context.Background()
 	name := Name("t")
@@ -123,13 +122,13 @@ func createDatabase(t testing.TB, admin *url.URL, fsys fs.FS) string {
 	u.Path = "/" + name
 	dbURL := u.String()
 	t.Cleanup(func() { dropDatabase(admin.String(), name) })
-	if fsys != nil {
+	if schema != nil {
 		pool, err := pgxpool.New(ctx, dbURL)
 		if err != nil {
 			t.Fatalf("testenv: open %s: %v", name, err)
 		}
 		defer pool.Close()
-		if err := migrations.Up(ctx, pool, fsys); err != nil {
+		if err := migrations.Up(ctx, pool, schema); err != nil {
 			t.Fatalf("testenv: migrate %s: %v", name, err)
 		}
 	}

@@ -1,3 +1,6 @@
+-- The saga tables were created here too, until pkg/saga shipped them with
+-- its own migrations (applied before these).
+
 -- +goose Up
 CREATE TABLE purchaseorder (
     id             bigserial   PRIMARY KEY,
@@ -13,26 +16,5 @@ CREATE TABLE purchaseorder (
     updated_at     timestamptz NOT NULL DEFAULT now()
 );
 
--- The saga log of the orchestrator (pkg/saga). step_status maps step name to
--- STARTED|SUCCEEDED|FAILED|COMPENSATING|COMPENSATED; version is the
--- optimistic lock every transition checks and bumps.
-CREATE TABLE sagastate (
-    id           uuid        PRIMARY KEY,
-    type         text        NOT NULL,
-    payload      jsonb       NOT NULL,
-    current_step text        NOT NULL DEFAULT '',
-    step_status  jsonb       NOT NULL DEFAULT '{}',
-    status       text        NOT NULL
-                 CHECK (status IN ('STARTED', 'SUCCEEDED', 'ABORTING', 'ABORTED')),
-    version      integer     NOT NULL DEFAULT 0,
-    created_at   timestamptz NOT NULL DEFAULT now(),
-    updated_at   timestamptz NOT NULL DEFAULT now()
-);
-CREATE INDEX sagastate_status_idx ON sagastate (status, updated_at)
-    WHERE status IN ('STARTED', 'ABORTING');
--- Debezium's sagastate connector emits whole rows.
-ALTER TABLE sagastate REPLICA IDENTITY FULL;
-
 -- +goose Down
-DROP TABLE sagastate;
 DROP TABLE purchaseorder;

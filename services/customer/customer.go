@@ -1,16 +1,18 @@
 // Package customer is the customer service: it holds each customer's open
-// credit limit and answers the credit-approval step of the order-placement
-// saga (approve and allocate, reject, or release on compensation).
+// credit limit and serves the credit-approval step of the order-placement
+// saga (pkg/participant): approve and reserve the amount, reject, or give it
+// back on compensation.
 package customer
 
 import (
 	"context"
 	"io"
 
+	"github.com/sagabox/sagabox/contracts"
 	"github.com/sagabox/sagabox/internal/platform"
 	"github.com/sagabox/sagabox/migrations"
-	"github.com/sagabox/sagabox/services/customer/internal/app"
-	"github.com/sagabox/sagabox/services/customer/internal/httpapi"
+	"github.com/sagabox/sagabox/pkg/participant"
+	"github.com/sagabox/sagabox/services/customer/internal/credit"
 )
 
 // Defaults work with `make run` (sagabox up).
@@ -26,12 +28,13 @@ func Service() platform.Service {
 	return platform.Service{
 		Defaults:   Defaults,
 		Migrations: migrations.Customer(),
-		Topics:     []string{app.RequestTopic},
+		Topics:     []string{contracts.CreditApproval().RequestTopic()},
 		Build: func(d platform.Deps) (platform.Parts, error) {
-			return platform.Parts{
-				Handler: app.New(d.Log).OnCreditRequest,
-				Routes:  httpapi.Routes(d.Pool, d.Health, d.Log),
-			}, nil
+			p, err := participant.New(d.Log, credit.Approval())
+			if err != nil {
+				return platform.Parts{}, err
+			}
+			return platform.Parts{Handler: p.Handle, Routes: credit.Routes(p, d.Pool, d.Health, d.Log)}, nil
 		},
 	}
 }

@@ -1,16 +1,18 @@
-// Package payment is the payment service: it executes or refuses the
-// payment step of the order-placement saga, and refunds on compensation.
+// Package payment is the payment service: it serves the payment step of the
+// order-placement saga (pkg/participant): it charges the order's card or
+// refuses it, and refunds on compensation.
 package payment
 
 import (
 	"context"
 	"io"
 
+	"github.com/sagabox/sagabox/contracts"
 	"github.com/sagabox/sagabox/internal/platform"
 	"github.com/sagabox/sagabox/migrations"
 	"github.com/sagabox/sagabox/pkg/card"
-	"github.com/sagabox/sagabox/services/payment/internal/app"
-	"github.com/sagabox/sagabox/services/payment/internal/httpapi"
+	"github.com/sagabox/sagabox/pkg/participant"
+	"github.com/sagabox/sagabox/services/payment/internal/charge"
 )
 
 // Defaults work with `make run` (sagabox up).
@@ -29,20 +31,23 @@ func Service() platform.Service {
 	return platform.Service{
 		Defaults:   Defaults,
 		Migrations: migrations.Payment(),
-		Topics:     []string{app.RequestTopic},
-		Settings: func(getenv func(string) string) error {
-			var err error
+		Topics:     []string{contracts.Payment().RequestTopic()},
+		Settings: func(getenv func(string) string) (err error) {
 			keys, err = platform.LoadCardKeys(getenv)
 			return err
 		},
 		Build: func(d platform.Deps) (platform.Parts, error) {
+			p, err := participant.New(d.Log, charge.Payment(keys))
+			if err != nil {
+				return platform.Parts{}, err
+			}
 			return platform.Parts{
-				Handler: app.New(d.Log, keys).OnPaymentRequest,
+				Handler: p.Handle,
 				Setup: func(ctx context.Context) error {
 					d.Log.InfoContext(ctx, "card keys loaded", "card_keys", keys) // ids only
 					return nil
 				},
-				Routes: httpapi.Routes(d.Pool, d.Health, d.Log),
+				Routes: charge.Routes(p, d.Pool, d.Health, d.Log),
 			}, nil
 		},
 	}

@@ -1,4 +1,0 @@
-package app
-
-// Decode is decode, for the fuzz tests.
-var Decode = decode

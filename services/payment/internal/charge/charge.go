@@ -1,0 +1,115 @@
+// Package charge is the payment service's business: the payment step that
+// charges an order's card (a card ending in 9999 is refused) and refunds it,
+// and the payments it keeps.
+package charge
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/sagabox/sagabox/contracts"
+	"github.com/sagabox/sagabox/internal/platform"
+	"github.com/sagabox/sagabox/pkg/card"
+	"github.com/sagabox/sagabox/pkg/consumer"
+	"github.com/sagabox/sagabox/pkg/participant"
+)
+
+// Charged is what the step did for a saga: its payment row.
+type Charged struct {
+	PaymentID int64  `json:"paymentId"`
+	OrderID   int64  `json:"orderId"`
+	Amount    int64  `json:"amount"` // cents
+	CardLast4 string `json:"cardLast4"`
+}
+
+// Payment is the payment step. A request's card is opened in memory with
+// keys, never stored nor logged: only its last four characters are kept; a
+// card ending in 9999 is refused (a FAILED payment), any other charged
+// (COMPLETED). A request that cannot be applied — no amount, no card, a
+// card that does not open (another key, another saga, tampered with) — is
+// a permanent error: parked, nothing charged. The compensation refunds.
+func Payment(keys card.Keys) participant.Step[contracts.PaymentRequest, Charged] {
+	return participant.Step[contracts.PaymentRequest, Charged]{
+		Contract: contracts.Payment(),
+		Do: func(ctx context.Context, tx pgx.Tx, c participant.Call[contracts.PaymentRequest]) (Charged, bool, error) {
+			req := c.Request
+			if req.PaymentDue <= 0 || req.CardSealed == "" {
+				return Charged{}, false, consumer.Permanent(fmt.Errorf("payment request of saga %s: payment-due %d, sealed card given %v",
+					c.SagaID, req.PaymentDue, req.CardSealed != ""))
+			}
+			number, err := keys.Open(req.CardSealed, []byte(c.SagaID.String()))
+			if err != nil {
+				return Charged{}, false, consumer.Permanent(fmt.Errorf("payment request of saga %s: %w", c.SagaID, err))
+			}
+			p := Charged{OrderID: req.OrderID, Amount: req.PaymentDue, CardLast4: card.Last4(number)}
+			status := "COMPLETED"
+			if p.CardLast4 == "9999" {
+				status = "FAILED"
+			}
+			const q = `INSERT INTO payment (saga_id, order_id, customer_id, amount, card_last4, status)
+				VALUES ($1, $2, $3, $4, $5, $6) RETURNING id`
+			if err := tx.QueryRow(ctx, q, c.SagaID, req.OrderID, req.CustomerID, req.PaymentDue, p.CardLast4, status).Scan(&p.PaymentID); err != nil {
+				return p, false, fmt.Errorf("insert payment of saga %s: %w", c.SagaID, err)
+			}
+			return p, status == "COMPLETED", nil
+		},
+		Undo: func(ctx context.Context, tx pgx.Tx, c participant.Call[contracts.PaymentRequest], p Charged) error {
+			const q = `UPDATE payment SET status = 'REFUNDED', updated_at = now() WHERE id = $1 AND status = 'COMPLETED'`
+			if _, err := tx.Exec(ctx, q, p.PaymentID); err != nil {
+				return fmt.Errorf("refund payment of saga %s: %w", c.SagaID, err)
+			}
+			return nil
+		},
+	}
+}
+
+type paymentResponse struct {
+	ID         int64     `json:"id"`
+	SagaID     uuid.UUID `json:"sagaId"`
+	OrderID    int64     `json:"orderId"`
+	CustomerID int64     `json:"customerId"`
+	Amount     int64     `json:"amount"` // cents
+	CardLast4  string    `json:"creditCardLast4"`
+	Status     string    `json:"status"` // COMPLETED, FAILED, REFUNDED
+	CreatedAt  time.Time `json:"createdAt"`
+}
+
+// Routes is the payment service's HTTP API: GET /payments?orderId=N (an
+// order's payments, oldest first), the step's records (participant.Routes)
+// and /healthz.
+func Routes(p *participant.Participant, pool *pgxpool.Pool, health http.Handler, log *slog.Logger) http.Handler {
+	r := chi.NewRouter()
+	r.Use(platform.NameSpanByRoute)
+	r.Method(http.MethodGet, "/healthz", health)
+	r.Get("/payments", func(w http.ResponseWriter, r *http.Request) {
+		orderID, err := strconv.ParseInt(r.URL.Query().Get("orderId"), 10, 64)
+		if err != nil || orderID <= 0 {
+			platform.WriteError(w, http.StatusBadRequest, "query parameter orderId must be a positive integer")
+			return
+		}
+		const q = `SELECT id, saga_id, order_id, customer_id, amount, card_last4, status, created_at
+			FROM payment WHERE order_id = $1 ORDER BY id`
+		rows, _ := pool.Query(r.Context(), q, orderID)
+		ps, err := pgx.CollectRows(rows, pgx.RowToStructByPos[paymentResponse])
+		if err != nil {
+			log.ErrorContext(r.Context(), "request failed", "path", r.URL.Path, "err", err)
+			platform.WriteError(w, http.StatusInternalServerError, "internal error")
+			return
+		}
+		platform.WriteJSON(w, http.StatusOK, append(make([]paymentResponse, 0, len(ps)), ps...))
+	})
+	r.Mount("/steps", p.Routes(pool, log))
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		platform.WriteError(w, http.StatusNotFound, "no such route")
+	})
+	return r
+}
