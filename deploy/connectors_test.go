@@ -19,7 +19,6 @@ import (
 	"github.com/sagabox/sagabox/migrations"
 	"github.com/sagabox/sagabox/pkg/outbox"
 	"github.com/sagabox/sagabox/pkg/relay"
-	"github.com/sagabox/sagabox/pkg/saga"
 )
 
 // loadConnectors loads debezium/connectors with the relay's own loader: a
@@ -227,8 +226,8 @@ func routeEvent(t *testing.T, c relay.Connector, e outbox.Event) string {
 
 // TestTopics follows each saga step through the real code: the services'
 // topic lists (what each consumes), the events the orchestrator and the
-// participants write (aggregatetype = the step name; saga.Reply for the
-// replies) and the connectors' routing. Every request must reach the one
+// participants write (aggregatetype = the step name, for requests and
+// replies alike) and the connectors' routing. Every request must reach the one
 // participant consuming it, every reply the orchestrator, and every topic a
 // service consumes must be produced by a connector.
 func TestTopics(t *testing.T) {
@@ -281,7 +280,8 @@ func TestTopics(t *testing.T) {
 			t.Errorf("step %s: participant %s's database %s has no outbox connector", step, participant, db)
 			continue
 		}
-		reply := routeEvent(t, c, saga.Reply(step, "UPDATED", sagaID, "OK"))
+		// What pkg/participant writes to answer: aggregatetype = the step.
+		reply := routeEvent(t, c, outbox.Event{AggregateType: step, AggregateID: sagaID.String(), Type: "UPDATED", Payload: []byte(`{"status":"OK"}`)})
 		produced[reply] = true
 		if reply != replyTopic {
 			t.Errorf("step %s: %s's reply goes to %s, but the orchestrator consumes %s", step, participant, reply, replyTopic)

@@ -33,7 +33,7 @@ func start(t *testing.T, pool *pgxpool.Pool, o *saga.Orchestrator) uuid.UUID {
 	t.Helper()
 	id := uuid.New()
 	err := pgx.BeginFunc(context.Background(), pool, func(tx pgx.Tx) error {
-		_, err := o.Start(context.Background(), tx, id, json.RawMessage(`{}`), txNow(t, tx))
+		_, err := o.Start(context.Background(), tx, "two-step", id, json.RawMessage(`{}`), txNow(t, tx))
 		return err
 	})
 	if err != nil {

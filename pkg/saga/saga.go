@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/sagabox/sagabox/pkg/contract"
 )
 
 // Status is the state of a whole saga.
@@ -134,7 +136,13 @@ type Step struct {
 	Outcome func(reply json.RawMessage) (StepStatus, error)
 	// Deadline is the step's policy when the participant does not answer.
 	Deadline Deadline
+	// Contract is the contract of the step's participant, when the step
+	// was built from one (Call): its messages' types and reply statuses.
+	Contract contract.Info
 }
+
+// ReplyTopic is the topic of the step's replies: "<name>.response".
+func (s Step) ReplyTopic() string { return contract.Info{Name: s.Name}.ReplyTopic() }
 
 // Definition is a saga type: its name and its steps in execution order.
 // Compensation runs in the reverse order.

@@ -11,7 +11,7 @@ import (
 
 // StatsQuery selects what ReadStats summarises.
 type StatsQuery struct {
-	Type string // saga type
+	Type string // saga type; "" every type
 	// Window is how far back the buckets and percentiles reach, Bucket the
 	// length of one bucket (Window/Bucket at most MaxBuckets).
 	Window, Bucket time.Duration
@@ -54,7 +54,7 @@ func ReadStats(ctx context.Context, q Querier, sq StatsQuery) (Stats, error) {
 	st := Stats{ByState: map[Status]int64{StatusStarted: 0, StatusSucceeded: 0, StatusAborting: 0, StatusAborted: 0}}
 	const now = `SELECT now(), count(*) FILTER (WHERE deadline <= now()
 			OR ($2::float8 > 0 AND status = 'ABORTING' AND status_since < now() - make_interval(secs => $2)))
-		FROM sagastate WHERE type = $1`
+		FROM sagastate WHERE ($1 = '' OR type = $1)`
 	if err := q.QueryRow(ctx, now, sq.Type, sq.StuckAfter.Seconds()).Scan(&st.At, &st.Stuck); err != nil {
 		return Stats{}, fmt.Errorf("saga stats: %w", err)
 	}
@@ -70,7 +70,7 @@ func ReadStats(ctx context.Context, q Querier, sq StatsQuery) (Stats, error) {
 		return &st.Buckets[i]
 	}
 
-	const byStatus = `SELECT status, count(*) FROM sagastate WHERE type = $1 GROUP BY status`
+	const byStatus = `SELECT status, count(*) FROM sagastate WHERE ($1 = '' OR type = $1) GROUP BY status`
 	err := each(ctx, q, byStatus, []any{sq.Type}, func(r pgx.CollectableRow) error {
 		var (
 			s Status
@@ -84,10 +84,10 @@ func ReadStats(ctx context.Context, q Querier, sq StatsQuery) (Stats, error) {
 		return Stats{}, err
 	}
 	// One row per saga created or ended in the window: when, and how.
-	const events = `SELECT created_at, '' FROM sagastate WHERE type = $1 AND created_at >= $2
+	const events = `SELECT created_at, '' FROM sagastate WHERE ($1 = '' OR type = $1) AND created_at >= $2
 		UNION ALL
 		SELECT status_since, status FROM sagastate
-		WHERE type = $1 AND status IN ('SUCCEEDED', 'ABORTED') AND status_since >= $2`
+		WHERE ($1 = '' OR type = $1) AND status IN ('SUCCEEDED', 'ABORTED') AND status_since >= $2`
 	err = each(ctx, q, events, []any{sq.Type, from}, func(r pgx.CollectableRow) error {
 		var (
 			at time.Time
@@ -114,7 +114,7 @@ func ReadStats(ctx context.Context, q Querier, sq StatsQuery) (Stats, error) {
 	const durations = `SELECT count(*),
 			coalesce(percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM status_since - created_at)), 0),
 			coalesce(percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM status_since - created_at)), 0)
-		FROM sagastate WHERE type = $1 AND status IN ('SUCCEEDED', 'ABORTED') AND status_since >= $2`
+		FROM sagastate WHERE ($1 = '' OR type = $1) AND status IN ('SUCCEEDED', 'ABORTED') AND status_since >= $2`
 	var p50, p99 float64
 	if err := q.QueryRow(ctx, durations, sq.Type, from).Scan(&st.Ended, &p50, &p99); err != nil {
 		return Stats{}, fmt.Errorf("saga stats: durations: %w", err)

@@ -36,7 +36,7 @@ func TestStatsFiltersAndObserver(t *testing.T) {
 		}
 		observed = append(observed, seen{step, string(next.StepStatus[step]), cause, end})
 	}
-	o, err := saga.New(saga.Definition{Type: "two-step", Steps: []saga.Step{step("one"), step("two")}}, observe)
+	o, err := saga.New(saga.Config{Definitions: []saga.Definition{{Type: "two-step", Steps: []saga.Step{step("one"), step("two")}}}, Observers: []saga.Observer{observe}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +50,7 @@ func TestStatsFiltersAndObserver(t *testing.T) {
 	ids := []uuid.UUID{uuid.New(), uuid.New(), uuid.New()}
 	for i, id := range ids {
 		inTx(func(tx pgx.Tx) error {
-			_, err := o.Start(ctx, tx, id, json.RawMessage(`{"customer-id": 7, "order-id": `+strconv.Itoa(i+1)+`}`), txNow(t, tx))
+			_, err := o.Start(ctx, tx, "two-step", id, json.RawMessage(`{"customer-id": 7, "order-id": `+strconv.Itoa(i+1)+`}`), txNow(t, tx))
 			return err
 		})
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/google/uuid"
@@ -34,25 +35,85 @@ type Querier interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
-// Orchestrator runs the sagas of one Definition over the sagastate and
-// sagastate_history tables and the outbox of the same database. Every method
-// that changes a saga works inside the caller's transaction and never
-// commits: the new state, its history rows and the messages it sends commit
-// together or not at all. Times (deadlines, history) are the database's
-// transaction time, so several orchestrator processes share one clock.
+// Orchestrator runs the sagas of its Definitions over the sagastate and
+// sagastate_history tables (Migrations) and the outbox of the same
+// database. Every method that changes a saga works inside the caller's
+// transaction and never commits: the new state, its history rows, the
+// messages it sends and what Config.OnTransition writes commit together or
+// not at all. Times (deadlines, history) are the database's transaction
+// time, so several orchestrator processes share one clock.
 type Orchestrator struct {
-	def       Definition
-	observers []Observer
+	defs         map[string]Definition
+	types        []string
+	replySteps   map[string]string // reply topic → step
+	observers    []Observer
+	onTransition func(ctx context.Context, tx pgx.Tx, s State) error
+	log          *slog.Logger
 }
 
-// New returns an orchestrator for d, which must be valid. Every observer is
-// told of every transition (see Observer).
-func New(d Definition, observers ...Observer) (*Orchestrator, error) {
-	if err := d.Validate(); err != nil {
-		return nil, err
-	}
-	return &Orchestrator{def: d, observers: observers}, nil
+// Config configures an Orchestrator.
+type Config struct {
+	// Definitions are the saga types it runs; their types must differ.
+	Definitions []Definition
+	// Observers are told of every transition (see Observer).
+	Observers []Observer
+	// OnTransition, when set, is called in the transaction of every
+	// transition once it is written — a reply, a deadline, an operator's
+	// action, not a start — with the saga's new state: what a service
+	// keeps in step with its sagas (the order service settles its order).
+	// An error rolls the transition back.
+	OnTransition func(ctx context.Context, tx pgx.Tx, s State) error
+	// Logger; nil means slog.Default().
+	Logger *slog.Logger
 }
+
+// New returns an orchestrator for cfg's definitions, which must be valid.
+func New(cfg Config) (*Orchestrator, error) {
+	o := &Orchestrator{defs: map[string]Definition{}, replySteps: map[string]string{}, observers: cfg.Observers,
+		onTransition: cfg.OnTransition, log: cfg.Logger}
+	if o.log == nil {
+		o.log = slog.Default()
+	}
+	if len(cfg.Definitions) == 0 {
+		return nil, errors.New("saga orchestrator: no definition")
+	}
+	for _, d := range cfg.Definitions {
+		if err := d.Validate(); err != nil {
+			return nil, err
+		}
+		if _, dup := o.defs[d.Type]; dup {
+			return nil, fmt.Errorf("saga orchestrator: type %s defined twice", d.Type)
+		}
+		o.defs[d.Type] = d
+		o.types = append(o.types, d.Type)
+		for _, st := range d.Steps {
+			o.replySteps[st.ReplyTopic()] = st.Name
+		}
+	}
+	return o, nil
+}
+
+// Definition returns the definition of sagaType.
+func (o *Orchestrator) Definition(sagaType string) (Definition, bool) {
+	d, ok := o.defs[sagaType]
+	return d, ok
+}
+
+// Types returns the saga types the orchestrator runs, in Config's order.
+func (o *Orchestrator) Types() []string { return o.types }
+
+// def returns the definition of saga s's type.
+func (o *Orchestrator) def(s State) (Definition, error) {
+	d, ok := o.defs[s.Type]
+	if !ok {
+		return Definition{}, fmt.Errorf("saga %s is of type %s, which this orchestrator does not run: %w", s.ID, s.Type, ErrUnknownType)
+	}
+	return d, nil
+}
+
+// ErrUnknownType reports a saga of a type the orchestrator has no
+// definition of: nothing can drive it.
+var ErrUnknownType = errors.New("unknown saga type")
 
 // Start creates saga id with payload and writes the request of its first
 // step to the outbox, all within tx: the saga exists if and only if its
@@ -60,8 +121,12 @@ func New(d Definition, observers ...Observer) (*Orchestrator, error) {
 // transaction's clock — now() in tx, e.g. read back from a row tx inserted
 // with DEFAULT now() — from which the first deadline runs: every instance
 // of a service then uses the database's clock.
-func (o *Orchestrator) Start(ctx context.Context, tx pgx.Tx, id uuid.UUID, payload json.RawMessage, now time.Time) (State, error) {
-	s, acts := Begin(o.def, id, payload, now)
+func (o *Orchestrator) Start(ctx context.Context, tx pgx.Tx, sagaType string, id uuid.UUID, payload json.RawMessage, now time.Time) (State, error) {
+	d, ok := o.defs[sagaType]
+	if !ok {
+		return State{}, fmt.Errorf("start saga %s: %w: %s", id, ErrUnknownType, sagaType)
+	}
+	s, acts := Begin(d, id, payload, now)
 	const q = `INSERT INTO sagastate (id, type, payload, current_step, step_status, status, attempt, deadline, status_since, version)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0)
 		RETURNING created_at, updated_at`
@@ -76,7 +141,7 @@ func (o *Orchestrator) Start(ctx context.Context, tx pgx.Tx, id uuid.UUID, paylo
 		return row.Scan(&s.CreatedAt, &s.UpdatedAt)
 	})
 	queueHistory(b, State{ID: id}, s, s.CurrentStep, Cause{Kind: CauseStart})
-	if err := o.queueSend(ctx, b, s, acts); err != nil {
+	if err := queueSend(ctx, b, d, s, acts); err != nil {
 		return State{}, err
 	}
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
@@ -103,18 +168,19 @@ func (o *Orchestrator) Handle(ctx context.Context, tx pgx.Tx, id uuid.UUID, step
 	if err != nil {
 		return State{}, false, err
 	}
-	if s.Type != o.def.Type {
-		return s, false, fmt.Errorf("saga %s is of type %s, not %s", id, s.Type, o.def.Type)
+	d, err := o.def(s)
+	if err != nil {
+		return s, false, err
 	}
-	idx, ok := o.def.step(step)
+	idx, ok := d.step(step)
 	if !ok {
-		return s, false, fmt.Errorf("%w: saga %s has no step %q", ErrUnexpectedReply, o.def.Type, step)
+		return s, false, fmt.Errorf("%w: saga %s has no step %q", ErrUnexpectedReply, d.Type, step)
 	}
-	outcome, err := o.def.Steps[idx].Outcome(reply)
+	outcome, err := d.Steps[idx].Outcome(reply)
 	if err != nil {
 		return s, false, fmt.Errorf("read %s reply for saga %s: %w: %w", step, id, ErrBadReply, err)
 	}
-	next, acts, err := Transition(o.def, s, step, outcome, now)
+	next, acts, err := Transition(d, s, step, outcome, now)
 	if errors.Is(err, ErrUnexpectedReply) {
 		return s, false, nil
 	}
@@ -122,14 +188,14 @@ func (o *Orchestrator) Handle(ctx context.Context, tx pgx.Tx, id uuid.UUID, step
 		return s, false, err
 	}
 	cause.Kind = CauseReply
-	next, err = o.apply(ctx, tx, s, next, acts, step, cause)
+	next, err = o.apply(ctx, tx, d, s, next, acts, step, cause)
 	if err != nil {
 		return s, false, err
 	}
 	return next, true, nil
 }
 
-// Expire acts on one saga of this definition whose deadline has passed, if
+// Expire acts on one saga of the orchestrator's types whose deadline has passed, if
 // any (see Timeout): it takes the row with the oldest deadline that no other
 // transaction holds (SELECT … FOR UPDATE SKIP LOCKED), so that deadline
 // sweepers in several processes share the work and never act twice on one
@@ -141,7 +207,7 @@ func (o *Orchestrator) Handle(ctx context.Context, tx pgx.Tx, id uuid.UUID, step
 // one saga failing for good does not hold back the others.
 func (o *Orchestrator) Expire(ctx context.Context, tx pgx.Tx, skip ...uuid.UUID) (State, bool, error) {
 	const q = `SELECT ` + stateColumns + `, now() FROM sagastate
-		WHERE type = $1 AND deadline <= now() AND NOT (id = ANY($2))
+		WHERE type = ANY($1) AND deadline <= now() AND NOT (id = ANY($2))
 		ORDER BY deadline
 		LIMIT 1
 		FOR UPDATE SKIP LOCKED`
@@ -149,14 +215,18 @@ func (o *Orchestrator) Expire(ctx context.Context, tx pgx.Tx, skip ...uuid.UUID)
 		skip = []uuid.UUID{}
 	}
 	var now time.Time
-	s, err := scanState(tx.QueryRow(ctx, q, o.def.Type, skip), &now)
+	s, err := scanState(tx.QueryRow(ctx, q, o.types, skip), &now)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return State{}, false, nil
 	}
 	if err != nil {
 		return State{}, false, fmt.Errorf("find saga past its deadline: %w", err)
 	}
-	next, acts, err := Timeout(o.def, s, now)
+	d, err := o.def(s)
+	if err != nil {
+		return s, false, err
+	}
+	next, acts, err := Timeout(d, s, now)
 	if errors.Is(err, ErrNotDue) {
 		return s, false, nil
 	}
@@ -167,7 +237,7 @@ func (o *Orchestrator) Expire(ctx context.Context, tx pgx.Tx, skip ...uuid.UUID)
 	if len(acts) > 0 && next.StepStatus[s.CurrentStep] == s.StepStatus[s.CurrentStep] {
 		cause.Kind = CauseRetry
 	}
-	next, err = o.apply(ctx, tx, s, next, acts, s.CurrentStep, cause)
+	next, err = o.apply(ctx, tx, d, s, next, acts, s.CurrentStep, cause)
 	if err != nil {
 		return s, false, err
 	}
@@ -178,37 +248,38 @@ func (o *Orchestrator) Expire(ctx context.Context, tx pgx.Tx, skip ...uuid.UUID)
 // cause (an operator action; its Kind is set to CauseOperator). The row is
 // locked for the transaction. ErrNotFound, ErrWrongState.
 func (o *Orchestrator) Abort(ctx context.Context, tx pgx.Tx, id uuid.UUID, cause Cause) (State, error) {
-	return o.operate(ctx, tx, id, cause, "", func(s State, now time.Time) (State, []Action, error) {
-		return Abort(o.def, s, now)
+	return o.operate(ctx, tx, id, cause, "", func(d Definition, s State, now time.Time) (State, []Action, error) {
+		return Abort(d, s, now)
 	})
 }
 
 // Retry sends the message the current step of saga id waits for again now
 // (see the pure Retry), recorded with cause like Abort.
 func (o *Orchestrator) Retry(ctx context.Context, tx pgx.Tx, id uuid.UUID, cause Cause) (State, error) {
-	return o.operate(ctx, tx, id, cause, "", func(s State, now time.Time) (State, []Action, error) {
-		return Retry(o.def, s, now)
+	return o.operate(ctx, tx, id, cause, "", func(d Definition, s State, now time.Time) (State, []Action, error) {
+		return Retry(d, s, now)
 	})
 }
 
 // MarkCompensated confirms by hand the compensation of step in saga id (see
 // the pure MarkCompensated), recorded with cause like Abort.
 func (o *Orchestrator) MarkCompensated(ctx context.Context, tx pgx.Tx, id uuid.UUID, step string, cause Cause) (State, error) {
-	return o.operate(ctx, tx, id, cause, step, func(s State, now time.Time) (State, []Action, error) {
-		return MarkCompensated(o.def, s, step, now)
+	return o.operate(ctx, tx, id, cause, step, func(d Definition, s State, now time.Time) (State, []Action, error) {
+		return MarkCompensated(d, s, step, now)
 	})
 }
 
 func (o *Orchestrator) operate(ctx context.Context, tx pgx.Tx, id uuid.UUID, cause Cause, step string,
-	f func(State, time.Time) (State, []Action, error)) (State, error) {
+	f func(Definition, State, time.Time) (State, []Action, error)) (State, error) {
 	s, now, err := load(ctx, tx, id, true)
 	if err != nil {
 		return State{}, err
 	}
-	if s.Type != o.def.Type {
-		return s, fmt.Errorf("saga %s is of type %s, not %s: %w", id, s.Type, o.def.Type, ErrWrongState)
+	d, err := o.def(s)
+	if err != nil {
+		return s, fmt.Errorf("%w: %w", ErrWrongState, err)
 	}
-	next, acts, err := f(s, now)
+	next, acts, err := f(d, s, now)
 	if err != nil {
 		return s, err
 	}
@@ -216,12 +287,12 @@ func (o *Orchestrator) operate(ctx context.Context, tx pgx.Tx, id uuid.UUID, cau
 		step = s.CurrentStep
 	}
 	cause.Kind = CauseOperator
-	return o.apply(ctx, tx, s, next, acts, step, cause)
+	return o.apply(ctx, tx, d, s, next, acts, step, cause)
 }
 
-// apply persists the transition prev → next: the guarded update, the
-// history rows and the messages.
-func (o *Orchestrator) apply(ctx context.Context, tx pgx.Tx, prev, next State, acts []Action, step string, cause Cause) (State, error) {
+// apply persists the transition prev → next of a saga of d: the guarded
+// update, the history rows, the messages, then Config.OnTransition.
+func (o *Orchestrator) apply(ctx context.Context, tx pgx.Tx, d Definition, prev, next State, acts []Action, step string, cause Cause) (State, error) {
 	// One round trip: the guarded update, the history and the messages. A
 	// lost optimistic lock fails the batch (the caller's transaction rolls
 	// back, history and messages with it).
@@ -230,7 +301,7 @@ func (o *Orchestrator) apply(ctx context.Context, tx pgx.Tx, prev, next State, a
 		return prev, err
 	}
 	queueHistory(b, prev, next, step, cause)
-	if err := o.queueSend(ctx, b, next, acts); err != nil {
+	if err := queueSend(ctx, b, d, next, acts); err != nil {
 		return prev, err
 	}
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
@@ -239,16 +310,21 @@ func (o *Orchestrator) apply(ctx context.Context, tx pgx.Tx, prev, next State, a
 		}
 		return prev, fmt.Errorf("update saga %s: %w", next.ID, err)
 	}
+	if o.onTransition != nil {
+		if err := o.onTransition(ctx, tx, next); err != nil {
+			return prev, fmt.Errorf("saga %s: after its transition: %w", next.ID, err)
+		}
+	}
 	record(ctx, "saga step "+string(next.StepStatus[step]), next, step, cause.Kind)
 	o.observe(prev, next, step, cause.Kind)
 	return next, nil
 }
 
-// queueSend queues the outbox events of acts on b.
-func (o *Orchestrator) queueSend(ctx context.Context, b *pgx.Batch, s State, acts []Action) error {
+// queueSend queues the outbox events of acts, of a saga s of d, on b.
+func queueSend(ctx context.Context, b *pgx.Batch, d Definition, s State, acts []Action) error {
 	events := make([]outbox.Event, 0, len(acts))
 	for _, a := range acts {
-		m, err := o.def.message(s, a)
+		m, err := d.message(s, a)
 		if err != nil {
 			return fmt.Errorf("saga %s: %w", s.ID, err)
 		}
@@ -260,16 +336,6 @@ func (o *Orchestrator) queueSend(ctx context.Context, b *pgx.Batch, s State, act
 		})
 	}
 	return outbox.Queue(ctx, b, events...)
-}
-
-// Reply returns the outbox event a participant writes to answer step of
-// saga sagaID: payload {"status": status}, routed by the step name (topic
-// "<step>.response" with the participants' connectors), keyed by the saga.
-func Reply(step, eventType string, sagaID uuid.UUID, status string) outbox.Event {
-	payload, _ := json.Marshal(struct {
-		Status string `json:"status"`
-	}{status}) // cannot fail: a struct of one string
-	return outbox.Event{AggregateType: step, AggregateID: sagaID.String(), Type: eventType, Payload: payload}
 }
 
 // queueUpdate queues the write of s, if the stored version is still prev,

@@ -36,7 +36,7 @@ func step(name string) saga.Step {
 
 func newOrchestrator(t *testing.T) (*saga.Orchestrator, *pgxpool.Pool) {
 	t.Helper()
-	o, err := saga.New(saga.Definition{Type: "two-step", Steps: []saga.Step{step("one"), step("two")}})
+	o, err := saga.New(saga.Config{Definitions: []saga.Definition{{Type: "two-step", Steps: []saga.Step{step("one"), step("two")}}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +86,7 @@ func TestStartAndHandlePersistStateAndMessages(t *testing.T) {
 	ctx := context.Background()
 	id := uuid.New()
 	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		_, err := o.Start(ctx, tx, id, json.RawMessage(`{"amount":5}`), txNow(t, tx))
+		_, err := o.Start(ctx, tx, "two-step", id, json.RawMessage(`{"amount":5}`), txNow(t, tx))
 		return err
 	})
 	if err != nil {
@@ -139,7 +139,7 @@ func TestConcurrentRepliesOptimisticLock(t *testing.T) {
 	ctx := context.Background()
 	id := uuid.New()
 	if err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		_, err := o.Start(ctx, tx, id, json.RawMessage(`{}`), txNow(t, tx))
+		_, err := o.Start(ctx, tx, "two-step", id, json.RawMessage(`{}`), txNow(t, tx))
 		return err
 	}); err != nil {
 		t.Fatal(err)

@@ -46,7 +46,7 @@ func Service() platform.Service {
 				return platform.Parts{}, err
 			}
 			return platform.Parts{
-				Handler: a.OnReply,
+				Handler: a.Sagas().OnReply,
 				// A lost optimistic lock means another reply of the saga
 				// won: the message is retried with the fresh state.
 				Retryable: saga.IsRetryable,

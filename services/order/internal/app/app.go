@@ -19,7 +19,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/sagabox/sagabox/pkg/card"
-	"github.com/sagabox/sagabox/pkg/consumer"
 	"github.com/sagabox/sagabox/pkg/saga"
 	"github.com/sagabox/sagabox/services/order/internal/store"
 )
@@ -42,11 +41,37 @@ func New(pool *pgxpool.Pool, log *slog.Logger, settings Settings, observers ...s
 	if settings.CardKeys.Empty() {
 		return nil, fmt.Errorf("order app: %w: card numbers cannot be sealed", card.ErrNoKeys)
 	}
-	o, err := saga.New(Placement(settings), observers...)
+	o, err := saga.New(saga.Config{Definitions: Definitions(settings), Observers: observers, OnTransition: settle, Logger: log})
 	if err != nil {
 		return nil, err
 	}
 	return &App{pool: pool, sagas: o, log: log, settings: settings}, nil
+}
+
+// Definitions are the saga types the order service runs.
+func Definitions(s Settings) []saga.Definition {
+	return []saga.Definition{PlacementDefinition(s)}
+}
+
+// Sagas is the orchestrator of the order service's sagas: its reply
+// handler, deadline sweeper and operator actions.
+func (a *App) Sagas() *saga.Orchestrator { return a.sagas }
+
+// Pool is the service's database.
+func (a *App) Pool() *pgxpool.Pool { return a.pool }
+
+// Settings are the service's settings.
+func (a *App) Settings() Settings { return a.settings }
+
+// AdminAggregate is the outbox aggregatetype of the audit events of operator
+// actions: with the order connector they go to topic "order-admin.request",
+// keyed by the saga id.
+const AdminAggregate = "order-admin"
+
+// RunSweeper runs the sagas' deadline sweeper every Settings.SweepInterval
+// until ctx ends.
+func (a *App) RunSweeper(ctx context.Context) error {
+	return a.sagas.RunSweeper(ctx, a.pool, a.settings.SweepInterval)
 }
 
 // PlaceOrder is the input of PlaceOrder. Amounts are integer cents.
@@ -120,14 +145,11 @@ func (a *App) placeOrder(ctx context.Context, tx pgx.Tx, p PlaceOrder) (store.Or
 		return store.Order{}, err
 	}
 	o.ID, o.CreatedAt = id, createdAt
-	payload, err := json.Marshal(RequestPayload{
-		OrderID: id, CustomerID: o.CustomerID, PaymentDue: o.PaymentDue,
-		CardSealed: o.CardSealed, Type: TypeRequest,
-	})
+	payload, err := json.Marshal(Placement{OrderID: id, CustomerID: o.CustomerID, PaymentDue: o.PaymentDue, CardSealed: o.CardSealed})
 	if err != nil {
 		return store.Order{}, fmt.Errorf("encode saga payload: %w", err)
 	}
-	if _, err := a.sagas.Start(ctx, tx, o.SagaID, payload, createdAt); err != nil {
+	if _, err := a.sagas.Start(ctx, tx, PlacementSaga, o.SagaID, payload, createdAt); err != nil {
 		return store.Order{}, err
 	}
 	return o, nil
@@ -157,71 +179,18 @@ func (a *App) GetSaga(ctx context.Context, id uuid.UUID) (saga.State, error) {
 	return saga.Load(ctx, a.pool, id)
 }
 
-// ReplyTopics are the topics the order service consumes: one per step.
+// ReplyTopics are the topics the order service consumes: the replies of
+// its sagas' steps.
 func ReplyTopics() []string {
-	var topics []string
-	for _, s := range Placement(DefaultSettings()).Steps {
-		topics = append(topics, s.Name+".response")
-	}
-	return topics
-}
-
-// OnReply applies a participant's reply (topic "<step>.response", key = saga
-// id) within tx, recording the message as the transition's cause, and
-// settles the order as soon as the saga's outcome is known. A lost
-// optimistic lock surfaces as saga.ErrStale: the consumer retries the
-// message. A reply ahead of the saga as this transaction sees it — no saga
-// yet, or a step that does not show the message this reply answers — is
-// Early: the transaction that sent that message has committed and was
-// published, but is not visible here yet (see saga.ErrEarlyReply); the
-// consumer tries it again shortly. A late reply (duplicated, to a step
-// already settled, after the saga ended) changes nothing and is logged.
-func (a *App) OnReply(ctx context.Context, tx pgx.Tx, m consumer.Message) error {
-	step, sagaID, err := decodeReply(m)
+	o, err := saga.New(saga.Config{Definitions: Definitions(DefaultSettings())})
 	if err != nil {
-		return err
+		return nil // the definitions are valid: cannot happen
 	}
-	cause := saga.Cause{EventID: m.ID, Topic: m.Topic, EventType: m.EventType}
-	s, changed, err := a.sagas.Handle(ctx, tx, sagaID, step, m.Value, cause)
-	switch {
-	case errors.Is(err, saga.ErrNotFound), errors.Is(err, saga.ErrEarlyReply):
-		return consumer.Early(err)
-	case errors.Is(err, saga.ErrUnexpectedReply), errors.Is(err, saga.ErrBadReply):
-		return consumer.Permanent(err)
-	case err != nil:
-		return err
-	}
-	if !changed {
-		a.log.WarnContext(ctx, "late reply ignored: its step no longer waits for it", "saga_id", sagaID, "saga_step", step,
-			"event_id", m.ID, "event_type", m.EventType, "topic", m.Topic,
-			"saga_status", s.Status, "step_status", s.StepStatus[step], "version", s.Version)
-		return nil
-	}
-	// One INFO line per saga, when it ends; every step at DEBUG (a line per
-	// message costs more CPU than the rest of its handling under load).
-	level := slog.LevelDebug
-	if s.Status.Done() {
-		level = slog.LevelInfo
-	}
-	a.log.Log(ctx, level, "saga advanced", "saga_id", sagaID, "saga_step", step, "event_id", m.ID,
-		"saga_status", s.Status, "step_status", s.StepStatus[step], "version", s.Version)
-	return settle(ctx, tx, s)
+	return o.ReplyTopics()
 }
 
-// decodeReply reads what OnReply needs from a reply before it touches the
-// database: the step (from the topic) and the saga id (the key). Its
-// errors are permanent: the message can never be applied. The body is read
-// by the step's Outcome.
-func decodeReply(m consumer.Message) (step string, sagaID uuid.UUID, err error) {
-	step, ok := strings.CutSuffix(m.Topic, ".response")
-	if !ok {
-		return "", uuid.Nil, consumer.Permanent(fmt.Errorf("not a reply topic: %s", m.Topic))
-	}
-	sagaID, err = m.SagaID()
-	return step, sagaID, err
-}
-
-// settle gives the order of saga s its outcome once the saga has one: the
+// settle gives the order of saga s its outcome once the saga has one, in
+// the transaction of every transition (saga.Config.OnTransition): the
 // order is ACCEPTED when the saga succeeded, REJECTED as soon as the saga
 // aborts — its compensations may still be under way (a participant that
 // is down holds them), but the order's fate no longer depends on them.

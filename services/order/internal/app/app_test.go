@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/sagabox/sagabox/contracts"
 	"github.com/sagabox/sagabox/internal/testenv"
 	"github.com/sagabox/sagabox/migrations"
 	"github.com/sagabox/sagabox/pkg/consumer"
@@ -51,11 +52,11 @@ type querier interface {
 }
 
 // message is one outbox row with its payload decoded.
-type message = testenv.OutboxEvent[app.RequestPayload]
+type message = testenv.OutboxEvent[requestPayload]
 
 func outboxRows(t *testing.T, q querier) []message {
 	t.Helper()
-	return testenv.Outbox[app.RequestPayload](t, q)
+	return testenv.Outbox[requestPayload](t, q)
 }
 
 // state is everything the saga of order o may change.
@@ -84,9 +85,9 @@ func snapshot(t *testing.T, q querier, o store.Order) state {
 func want(o store.Order, step, typ string) message {
 	m := message{
 		AggregateType: step, AggregateID: o.SagaID.String(), Type: typ,
-		Payload: app.RequestPayload{OrderID: o.ID, CustomerID: o.CustomerID, PaymentDue: o.PaymentDue, Type: typ},
+		Payload: requestPayload{OrderID: o.ID, CustomerID: o.CustomerID, PaymentDue: o.PaymentDue, Type: typ},
 	}
-	if step == app.StepPayment && typ == app.TypeRequest {
+	if step == stepPayment && typ == "REQUEST" {
 		m.Payload.CardSealed = o.CardSealed
 	}
 	return m
@@ -106,7 +107,7 @@ func onReply(t *testing.T, pool *pgxpool.Pool, a *app.App, m consumer.Message) e
 	ctx := context.Background()
 	var herr error
 	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		herr = a.OnReply(ctx, tx, m)
+		herr = a.Sagas().OnReply(ctx, tx, m)
 		return herr
 	})
 	if herr == nil && err != nil {
@@ -138,13 +139,13 @@ func TestPlaceOrderStartsTheSaga(t *testing.T) {
 	if got, err := settings.CardKeys.Open(v.Order.CardSealed, []byte(o.SagaID.String())); err != nil || got != card {
 		t.Errorf("stored card opens to %q, %v; want %q", got, err, card)
 	}
-	var p app.RequestPayload
+	var p requestPayload
 	if err := json.Unmarshal(v.Saga.Payload, &p); err != nil || p.CardSealed != v.Order.CardSealed {
 		t.Errorf("saga payload %s (%v): want the order's sealed card", v.Saga.Payload, err)
 	}
 	wantSaga := saga.State{
-		ID: o.SagaID, Type: app.PlacementSaga, CurrentStep: app.StepCreditApproval,
-		StepStatus: map[string]saga.StepStatus{app.StepCreditApproval: saga.StepStarted},
+		ID: o.SagaID, Type: app.PlacementSaga, CurrentStep: stepCredit,
+		StepStatus: map[string]saga.StepStatus{stepCredit: saga.StepStarted},
 		Status:     saga.StatusStarted, Version: 0,
 	}
 	if diff := cmp.Diff(wantSaga, v.Saga, cmpopts.IgnoreFields(saga.State{}, "Payload", "Deadline", "StatusSince", "CreatedAt", "UpdatedAt")); diff != "" {
@@ -153,7 +154,7 @@ func TestPlaceOrderStartsTheSaga(t *testing.T) {
 	if got := v.Saga.Deadline.Sub(v.Saga.CreatedAt); got != 30*time.Second {
 		t.Errorf("credit approval deadline %s after the start, want the default 30s", got)
 	}
-	wantOutbox := []message{want(o, app.StepCreditApproval, app.TypeRequest)}
+	wantOutbox := []message{want(o, stepCredit, "REQUEST")}
 	if diff := cmp.Diff(wantOutbox, outboxRows(t, pool)); diff != "" {
 		t.Errorf("outbox (-want +got):\n%s", diff)
 	}
@@ -198,7 +199,7 @@ func TestPlaceOrderRefusesInvalidOrdersAndWritesNothing(t *testing.T) {
 
 func TestOnReplyDrivesTheSaga(t *testing.T) {
 	t.Parallel()
-	credit, payment := app.StepCreditApproval, app.StepPayment
+	credit, payment := stepCredit, stepPayment
 	type step struct {
 		step, status string
 		wantSaga     saga.Status
@@ -219,7 +220,7 @@ func TestOnReplyDrivesTheSaga(t *testing.T) {
 				{payment, "REQUESTED", saga.StatusSucceeded, store.StatusAccepted},
 			},
 			wantSteps:  map[string]saga.StepStatus{credit: saga.StepSucceeded, payment: saga.StepSucceeded},
-			wantOutbox: [][2]string{{payment, app.TypeRequest}},
+			wantOutbox: [][2]string{{payment, "REQUEST"}},
 		},
 		{
 			name: "payment failed: order rejected at once, credit compensated",
@@ -229,7 +230,7 @@ func TestOnReplyDrivesTheSaga(t *testing.T) {
 				{credit, "CANCELLED", saga.StatusAborted, store.StatusRejected},
 			},
 			wantSteps:  map[string]saga.StepStatus{credit: saga.StepCompensated, payment: saga.StepFailed},
-			wantOutbox: [][2]string{{payment, app.TypeRequest}, {credit, app.TypeCancel}},
+			wantOutbox: [][2]string{{payment, "REQUEST"}, {credit, "CANCEL"}},
 		},
 		{
 			name: "credit rejected: order rejected, no payment requested",
@@ -265,7 +266,7 @@ func TestOnReplyDrivesTheSaga(t *testing.T) {
 			if diff := cmp.Diff(tt.wantSteps, v.Saga.StepStatus); diff != "" {
 				t.Errorf("step statuses (-want +got):\n%s", diff)
 			}
-			wantOutbox := []message{want(o, credit, app.TypeRequest)}
+			wantOutbox := []message{want(o, credit, "REQUEST")}
 			for _, m := range tt.wantOutbox {
 				wantOutbox = append(wantOutbox, want(o, m[0], m[1]))
 			}
@@ -283,21 +284,21 @@ var badReplies = []struct {
 	msg  func(sagaID string) consumer.Message
 }{
 	{"unknown status", func(id string) consumer.Message {
-		return replyMessage(app.StepCreditApproval, id, "WHAT")
+		return replyMessage(stepCredit, id, "WHAT")
 	}},
 	{"another step's status", func(id string) consumer.Message {
-		return replyMessage(app.StepCreditApproval, id, "REQUESTED")
+		return replyMessage(stepCredit, id, "REQUESTED")
 	}},
 	{"value not json", func(id string) consumer.Message {
-		m := replyMessage(app.StepCreditApproval, id, "APPROVED")
+		m := replyMessage(stepCredit, id, "APPROVED")
 		m.Value = []byte(`{"status":`)
 		return m
 	}},
 	{"key not a uuid", func(string) consumer.Message {
-		return replyMessage(app.StepCreditApproval, "order-1", "APPROVED")
+		return replyMessage(stepCredit, "order-1", "APPROVED")
 	}},
 	{"request topic", func(id string) consumer.Message {
-		m := replyMessage(app.StepCreditApproval, id, "APPROVED")
+		m := replyMessage(stepCredit, id, "APPROVED")
 		m.Topic = "credit-approval.request"
 		return m
 	}},
@@ -318,7 +319,7 @@ func TestOnReplyRefusesBadRepliesPermanently(t *testing.T) {
 			m := tt.msg(o.SagaID.String())
 			var herr error
 			_ = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-				herr = a.OnReply(ctx, tx, m)
+				herr = a.Sagas().OnReply(ctx, tx, m)
 				// Nothing written even if the caller committed regardless.
 				if diff := cmp.Diff(before, snapshot(t, tx, o)); diff != "" {
 					t.Errorf("state in the handler's tx (-before +after):\n%s", diff)
@@ -339,7 +340,7 @@ func TestOnReplyRefusesBadRepliesPermanently(t *testing.T) {
 // and changes nothing: the saga has moved on.
 func TestOnReplyIgnoresLateReplies(t *testing.T) {
 	t.Parallel()
-	credit, payment := app.StepCreditApproval, app.StepPayment
+	credit, payment := stepCredit, stepPayment
 	tests := []struct {
 		name  string
 		setup [][2]string // (step, status) replies applied first
@@ -381,7 +382,7 @@ func TestOnReplyIgnoresLateReplies(t *testing.T) {
 // visible yet. Nothing changes; the consumer tries it again shortly.
 func TestOnReplyEarlyRepliesAreWaitedFor(t *testing.T) {
 	t.Parallel()
-	credit, payment := app.StepCreditApproval, app.StepPayment
+	credit, payment := stepCredit, stepPayment
 	tests := []struct {
 		name  string
 		setup [][2]string // (step, status) replies applied first
@@ -431,15 +432,15 @@ func TestOnReplyConcurrentRepliesLoseTheOptimisticLock(t *testing.T) {
 	ctx := context.Background()
 	a, pool := newApp(t)
 	o := place(t, a)
-	msgA := replyMessage(app.StepCreditApproval, o.SagaID.String(), "APPROVED")
-	msgB := replyMessage(app.StepCreditApproval, o.SagaID.String(), "APPROVED")
+	msgA := replyMessage(stepCredit, o.SagaID.String(), "APPROVED")
+	msgB := replyMessage(stepCredit, o.SagaID.String(), "APPROVED")
 
 	txA, err := pool.Begin(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer txA.Rollback(ctx)
-	if err := a.OnReply(ctx, txA, msgA); err != nil {
+	if err := a.Sagas().OnReply(ctx, txA, msgA); err != nil {
 		t.Fatalf("OnReply in tx A: %v", err)
 	}
 
@@ -453,7 +454,7 @@ func TestOnReplyConcurrentRepliesLoseTheOptimisticLock(t *testing.T) {
 	var errB error
 	go func() {
 		defer close(done)
-		errB = a.OnReply(ctx, txB, msgB)
+		errB = a.Sagas().OnReply(ctx, txB, msgB)
 	}()
 	// On a failure below, end A so that B returns before txB is rolled back.
 	defer func() {
@@ -486,14 +487,30 @@ func TestOnReplyConcurrentRepliesLoseTheOptimisticLock(t *testing.T) {
 	if diff := cmp.Diff(after, got); diff != "" {
 		t.Errorf("retry of B changed the state (-before +after):\n%s", diff)
 	}
-	if got.Saga.Version != 1 || got.Saga.StepStatus[app.StepCreditApproval] != saga.StepSucceeded {
-		t.Errorf("saga version %d, credit step %s; want version 1, SUCCEEDED", got.Saga.Version, got.Saga.StepStatus[app.StepCreditApproval])
+	if got.Saga.Version != 1 || got.Saga.StepStatus[stepCredit] != saga.StepSucceeded {
+		t.Errorf("saga version %d, credit step %s; want version 1, SUCCEEDED", got.Saga.Version, got.Saga.StepStatus[stepCredit])
 	}
 	wantOutbox := []message{
-		want(o, app.StepCreditApproval, app.TypeRequest),
-		want(o, app.StepPayment, app.TypeRequest), // exactly one payment request
+		want(o, stepCredit, "REQUEST"),
+		want(o, stepPayment, "REQUEST"), // exactly one payment request
 	}
 	if diff := cmp.Diff(wantOutbox, got.Outbox); diff != "" {
 		t.Errorf("outbox (-want +got):\n%s", diff)
 	}
+}
+
+// The steps of the order-placement saga, by their contracts.
+var (
+	stepCredit  = contracts.CreditApproval().Name
+	stepPayment = contracts.Payment().Name
+)
+
+// requestPayload is a request of the order-placement saga as its outbox row
+// holds it.
+type requestPayload struct {
+	OrderID    int64  `json:"order-id"`
+	CustomerID int64  `json:"customer-id"`
+	PaymentDue int64  `json:"payment-due"`
+	CardSealed string `json:"credit-card-sealed,omitempty"`
+	Type       string `json:"type"`
 }

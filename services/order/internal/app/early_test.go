@@ -51,7 +51,7 @@ func TestReplyAheadOfItsSagaIsAppliedOnceItIsVisible(t *testing.T) {
 
 	var early, parked, applied atomic.Int32
 	c, err := consumer.New(consumer.Config{
-		Group: "order-service", Topics: topics, Pool: pool, Handler: a.OnReply, Retryable: saga.IsRetryable,
+		Group: "order-service", Topics: topics, Pool: pool, Handler: a.Sagas().OnReply, Retryable: saga.IsRetryable,
 		Logger: slog.New(slog.DiscardHandler), CommitInterval: 50 * time.Millisecond,
 		Observer: func(_ string, o consumer.Outcome) {
 			switch o {
@@ -101,23 +101,23 @@ func TestReplyAheadOfItsSagaIsAppliedOnceItIsVisible(t *testing.T) {
 		t.Fatal(err)
 	}
 	began := time.Now()
-	reply(app.StepCreditApproval, o.SagaID.String(), "APPROVED")
+	reply(stepCredit, o.SagaID.String(), "APPROVED")
 	testenv.Eventually(t, 10*time.Second, func() bool { return early.Load() == 1 }, "the credit approval was not found early")
 	if err := tx.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}
 	testenv.Eventually(t, 10*time.Second, func() bool {
 		s, err := saga.Load(ctx, pool, o.SagaID)
-		return err == nil && s.StepStatus[app.StepPayment] == saga.StepStarted
+		return err == nil && s.StepStatus[stepPayment] == saga.StepStarted
 	}, "the credit approval was not applied once its saga was visible")
 
 	// A second saga: its payment reply comes before the credit approval
 	// that requests the payment.
 	o2 := place(t, a)
-	reply(app.StepPayment, o2.SagaID.String(), "REQUESTED")
+	reply(stepPayment, o2.SagaID.String(), "REQUESTED")
 	testenv.Eventually(t, 10*time.Second, func() bool { return early.Load() == 2 }, "the payment reply was not found early")
-	reply(app.StepCreditApproval, o2.SagaID.String(), "APPROVED")
-	reply(app.StepPayment, o.SagaID.String(), "REQUESTED")
+	reply(stepCredit, o2.SagaID.String(), "APPROVED")
+	reply(stepPayment, o.SagaID.String(), "REQUESTED")
 	for _, s := range []uuid.UUID{o.SagaID, o2.SagaID} {
 		testenv.Eventually(t, 10*time.Second, func() bool {
 			st, err := saga.Load(ctx, pool, s)

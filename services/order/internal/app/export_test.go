@@ -8,14 +8,8 @@ import (
 	"github.com/sagabox/sagabox/services/order/internal/store"
 )
 
-// DecodeReply is decodeReply, for the fuzz tests.
-var DecodeReply = decodeReply
-
 // PlaceOrderIn is PlaceOrder within the caller's transaction, so that a
 // test can hold the saga's start uncommitted.
 func (a *App) PlaceOrderIn(ctx context.Context, tx pgx.Tx, p PlaceOrder) (store.Order, error) {
 	return a.placeOrder(ctx, tx, p)
 }
-
-// ValidateOperator is Operator.validate, for the fuzz tests.
-func ValidateOperator(op Operator, needReason bool) error { return op.validate(needReason) }

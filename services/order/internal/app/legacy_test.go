@@ -145,7 +145,7 @@ func TestLegacyCardsAreSealed(t *testing.T) {
 	}
 	for _, o := range orders[:2] {
 		var sealed string
-		var payload app.RequestPayload
+		var payload requestPayload
 		err := pool.QueryRow(ctx, `SELECT p.credit_card_sealed, s.payload FROM purchaseorder p JOIN sagastate s ON s.id = p.saga_id
 			WHERE p.id = $1`, o.id).Scan(&sealed, &payload)
 		if err != nil {
@@ -160,10 +160,10 @@ func TestLegacyCardsAreSealed(t *testing.T) {
 	}
 
 	// The saga in flight goes on: its payment request carries the sealed card.
-	if err := onReply(t, pool, a, replyMessage(app.StepCreditApproval, orders[0].saga.String(), "APPROVED")); err != nil {
+	if err := onReply(t, pool, a, replyMessage(stepCredit, orders[0].saga.String(), "APPROVED")); err != nil {
 		t.Fatalf("credit approval of a sealed legacy saga: %v", err)
 	}
-	var req app.RequestPayload
+	var req requestPayload
 	if err := pool.QueryRow(ctx, `SELECT payload FROM outboxevent WHERE aggregatetype = 'payment'`).Scan(&req); err != nil {
 		t.Fatal(err)
 	}

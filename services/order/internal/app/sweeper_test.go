@@ -48,7 +48,7 @@ func makeDue(t *testing.T, pool *pgxpool.Pool) {
 
 func sweep(t *testing.T, a *app.App) int {
 	t.Helper()
-	n, err := a.Sweep(context.Background())
+	n, err := a.Sagas().Sweep(context.Background(), a.Pool())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +65,7 @@ func TestSweepRetriesThenAbandonsAndCompensates(t *testing.T) {
 	a := newAppWith(t, pool, oneRetry())
 	o := place(t, a)
 	sid := o.SagaID.String()
-	if err := onReply(t, pool, a, replyMessage(app.StepCreditApproval, sid, "APPROVED")); err != nil {
+	if err := onReply(t, pool, a, replyMessage(stepCredit, sid, "APPROVED")); err != nil {
 		t.Fatal(err)
 	}
 	if n := sweep(t, a); n != 0 {
@@ -88,7 +88,7 @@ func TestSweepRetriesThenAbandonsAndCompensates(t *testing.T) {
 			t.Errorf("%s (-want +got):\n%s", when, diff)
 		}
 	}
-	credit, payment := app.StepCreditApproval, app.StepPayment
+	credit, payment := stepCredit, stepPayment
 
 	makeDue(t, pool)
 	if n := sweep(t, a); n != 1 {
@@ -122,11 +122,11 @@ func TestSweepRetriesThenAbandonsAndCompensates(t *testing.T) {
 		map[string]saga.StepStatus{credit: saga.StepCompensated, payment: saga.StepCompensated}, 0})
 
 	wantOutbox := []message{
-		want(o, credit, app.TypeRequest),
-		want(o, payment, app.TypeRequest),
-		want(o, payment, app.TypeRequest),
-		want(o, credit, app.TypeCancel),
-		want(o, payment, app.TypeCancel),
+		want(o, credit, "REQUEST"),
+		want(o, payment, "REQUEST"),
+		want(o, payment, "REQUEST"),
+		want(o, credit, "CANCEL"),
+		want(o, payment, "CANCEL"),
 	}
 	if diff := cmp.Diff(wantOutbox, outboxRows(t, pool)); diff != "" {
 		t.Errorf("outbox (-want +got):\n%s", diff)
@@ -159,7 +159,7 @@ func TestSweepResendsCompensationForever(t *testing.T) {
 	}
 	cancels := 0
 	for _, m := range outboxRows(t, pool) {
-		if m.Type == app.TypeCancel {
+		if m.Type == "CANCEL" {
 			cancels++
 		}
 	}
@@ -169,7 +169,7 @@ func TestSweepResendsCompensationForever(t *testing.T) {
 	// Stuck: ABORTING for longer than the bound (15 min by default).
 	stuck := func() int {
 		t.Helper()
-		states, _, err := a.ListSagas(context.Background(), saga.Filter{Stuck: true})
+		states, _, err := saga.List(context.Background(), pool, saga.Filter{Stuck: true, StuckAfter: app.DefaultSettings().StuckAfter})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -206,7 +206,7 @@ func TestTwoInstancesSweepEachSagaOnce(t *testing.T) {
 	)
 	for i, a := range []*app.App{a1, a2} {
 		wg.Go(func() {
-			got, err := a.Sweep(context.Background())
+			got, err := a.Sagas().Sweep(context.Background(), a.Pool())
 			if err != nil {
 				t.Error(err)
 			}
@@ -272,14 +272,14 @@ func TestSweepGoesOnPastASagaThatFails(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err := a.Sweep(ctx)
+	n, err := a.Sagas().Sweep(ctx, pool)
 	if n != 1 || err == nil || !strings.Contains(err.Error(), bad.SagaID.String()) {
 		t.Fatalf("Sweep = %d, %v; want 1 saga acted on and an error naming saga %s", n, err, bad.SagaID)
 	}
 	if s := snapshot(t, pool, good).Saga; s.Attempt != 1 {
 		t.Errorf("good saga at attempt %d, want 1", s.Attempt)
 	}
-	stuck, _, err := a.ListSagas(ctx, saga.Filter{Stuck: true})
+	stuck, _, err := saga.List(ctx, pool, saga.Filter{Stuck: true, StuckAfter: app.DefaultSettings().StuckAfter})
 	if err != nil || len(stuck) != 1 || stuck[0].ID != bad.SagaID || stuck[0].Version != 0 {
 		t.Errorf("stuck = %+v (%v), want the failing saga, unchanged", stuck, err)
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/sagabox/sagabox/internal/testenv"
 	"github.com/sagabox/sagabox/migrations"
 	"github.com/sagabox/sagabox/pkg/consumer"
+	"github.com/sagabox/sagabox/pkg/saga/sagaapi"
 	"github.com/sagabox/sagabox/services/order/internal/app"
 	"github.com/sagabox/sagabox/services/order/internal/httpapi"
 )
@@ -116,7 +117,7 @@ func (s *adminServer) reply(sagaID, step, status string) {
 		Topic: step + ".response", Key: sagaID, Value: fmt.Appendf(nil, `{"status":%q}`, status),
 		ID: uuid.New(), EventType: "REPLY",
 	}
-	if err := a.OnReply(context.Background(), tx, m); err != nil {
+	if err := a.Sagas().OnReply(context.Background(), tx, m); err != nil {
 		s.t.Fatal(err)
 	}
 	if err := tx.Commit(context.Background()); err != nil {
@@ -162,7 +163,7 @@ func TestAdminRefusesBadInputAndWritesNothing(t *testing.T) {
 	_, sagaID := s.placeOrder("1111-2222-3333-4444")
 	sagas := "/admin/sagas/" + sagaID
 	unknown := "/admin/sagas/" + uuid.NewString()
-	long := strings.Repeat("x", app.MaxReasonLen+1)
+	long := strings.Repeat("x", sagaapi.MaxReasonLen+1)
 	tests := []struct {
 		method, path, body string
 		want               int
@@ -201,7 +202,7 @@ func TestAdminRefusesBadInputAndWritesNothing(t *testing.T) {
 		{"POST", sagas + "/abort", `{"reason":"x"} {}`, 400, "malformed"},
 		{"POST", sagas + "/retry", `{"force":true}`, 400, "force"},
 		{"POST", sagas + "/retry", `[]`, 400, "malformed"},
-		{"POST", sagas + "/compensate", `{"reason":"x"}`, 400, "unknown step"},
+		{"POST", sagas + "/compensate", `{"reason":"x"}`, 400, "step is required"},
 		{"POST", sagas + "/compensate", `{"step":"shipping","reason":"x"}`, 400, "unknown step"},
 		{"POST", sagas + "/compensate", `{"step":"credit-approval"}`, 400, "reason is required"},
 		{"POST", sagas + "/compensate", strings.Repeat(" ", httpapi.MaxBodyBytes+1), 413, "larger"},
@@ -287,22 +288,22 @@ func TestAdminActionsAreAudited(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var audits []app.AuditEvent
+	var audits []sagaapi.AuditEvent
 	for rows.Next() {
 		var (
 			typ, key, aggType string
-			e                 app.AuditEvent
+			e                 sagaapi.AuditEvent
 		)
 		if err := rows.Scan(&aggType, &key, &typ, &e); err != nil {
 			t.Fatal(err)
 		}
-		if key != sagaID || typ != app.AuditEventType {
+		if key != sagaID || typ != sagaapi.AuditEventType {
 			t.Errorf("audit event key %s type %s", key, typ)
 		}
 		audits = append(audits, e)
 	}
 	id := uuid.MustParse(sagaID)
-	wantAudits := []app.AuditEvent{
+	wantAudits := []sagaapi.AuditEvent{
 		{SagaID: id, Action: "retry", Actor: "ops", SagaStatus: "STARTED", Version: 1},
 		{SagaID: id, Action: "abort", Actor: "ci", Reason: "customer called to cancel", SagaStatus: "ABORTING", Version: 2},
 		{SagaID: id, Action: "compensate", Step: "credit-approval", Actor: "ops", Reason: "customer service unreachable, checked by hand", SagaStatus: "ABORTED", Version: 3},

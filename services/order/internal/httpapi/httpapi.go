@@ -4,6 +4,7 @@ package httpapi
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,7 +14,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 	"unicode/utf8"
 
 	"github.com/go-chi/chi/v5"
@@ -24,6 +24,7 @@ import (
 	"github.com/sagabox/sagabox/internal/platform"
 	"github.com/sagabox/sagabox/pkg/card"
 	"github.com/sagabox/sagabox/pkg/saga"
+	"github.com/sagabox/sagabox/pkg/saga/sagaapi"
 	"github.com/sagabox/sagabox/services/order/internal/app"
 	"github.com/sagabox/sagabox/services/order/internal/store"
 )
@@ -32,7 +33,8 @@ import (
 const MaxBodyBytes = 64 << 10
 
 // Routes returns the order service's router. health serves /healthz; the
-// operator API under /admin opens only to a bearer token of tokens.
+// operator's saga API (pkg/saga/sagaapi) under /admin/sagas opens only to a
+// bearer token of tokens.
 func Routes(a *app.App, health http.Handler, log *slog.Logger, tokens platform.AdminTokens) chi.Router {
 	h := handlers{app: a, log: log}
 	r := chi.NewRouter()
@@ -43,7 +45,11 @@ func Routes(a *app.App, health http.Handler, log *slog.Logger, tokens platform.A
 	r.Get("/sagas/{id}", h.getSaga)
 	r.Route("/admin", func(r chi.Router) {
 		r.Use(platform.RequireAdmin(tokens, log))
-		h.adminRoutes(r)
+		r.Mount("/sagas", sagaapi.API{
+			Orchestrator: a.Sagas(), DB: a.Pool(), Actor: func(r *http.Request) string { return platform.AdminName(r.Context()) },
+			StuckAfter: a.Settings().StuckAfter, PayloadFilters: map[string]string{"customer": "customer-id", "order": "order-id"},
+			Mask: maskedPayload, Extra: orderOf, AuditAggregate: app.AdminAggregate, Log: log,
+		}.Routes())
 	})
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		platform.WriteError(w, http.StatusNotFound, "no such route")
@@ -192,38 +198,20 @@ type orderResponse struct {
 	PaymentDue int64        `json:"paymentDue"`
 	CardLast4  string       `json:"creditCardLast4"`
 	Status     string       `json:"status"`
-	Saga       sagaResponse `json:"saga"`
+	Saga       sagaapi.Saga `json:"saga"`
 }
 
-type sagaResponse struct {
-	ID          uuid.UUID                  `json:"id"`
-	Type        string                     `json:"type"`
-	Status      saga.Status                `json:"status"`
-	CurrentStep string                     `json:"currentStep"`
-	StepStatus  map[string]saga.StepStatus `json:"stepStatus"`
-	Attempt     int                        `json:"attempt"`
-	Deadline    string                     `json:"deadline,omitempty"` // absent when nothing waits
-	StatusSince string                     `json:"statusSince"`
-	Version     int                        `json:"version"`
-	Payload     json.RawMessage            `json:"payload,omitempty"`
-	CreatedAt   string                     `json:"createdAt"`
-	UpdatedAt   string                     `json:"updatedAt"`
-}
-
-func toSagaResponse(s saga.State) sagaResponse {
-	r := sagaResponse{
-		ID: s.ID, Type: s.Type, Status: s.Status, CurrentStep: s.CurrentStep, StepStatus: s.StepStatus,
-		Attempt: s.Attempt, StatusSince: timestamp(s.StatusSince), Version: s.Version,
-		CreatedAt: timestamp(s.CreatedAt), UpdatedAt: timestamp(s.UpdatedAt),
+// orderOf adds a saga's order id to its detail in the operator's API.
+func orderOf(ctx context.Context, q saga.Querier, s saga.State) (map[string]any, error) {
+	o, err := store.OrderOfSaga(ctx, q, s.ID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
 	}
-	if !s.Deadline.IsZero() {
-		r.Deadline = timestamp(s.Deadline)
+	if err != nil {
+		return nil, err
 	}
-	return r
+	return map[string]any{"orderId": o.ID}, nil
 }
-
-// timestamp formats t in UTC with milliseconds.
-func timestamp(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z") }
 
 func (h handlers) getOrder(w http.ResponseWriter, r *http.Request) {
 	id, err := strconv.ParseInt(chi.URLParam(r, "id"), 10, 64)
@@ -239,7 +227,7 @@ func (h handlers) getOrder(w http.ResponseWriter, r *http.Request) {
 	platform.WriteJSON(w, http.StatusOK, orderResponse{
 		OrderID: v.Order.ID, CustomerID: v.Order.CustomerID, ItemID: v.Order.ItemID, Quantity: v.Order.Quantity,
 		PaymentDue: v.Order.PaymentDue, CardLast4: v.Order.CardLast4, Status: v.Order.Status,
-		Saga: toSagaResponse(v.Saga),
+		Saga: sagaapi.SagaOf(v.Saga),
 	})
 }
 
@@ -254,7 +242,7 @@ func (h handlers) getSaga(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, err)
 		return
 	}
-	resp := toSagaResponse(s)
+	resp := sagaapi.SagaOf(s)
 	resp.Payload = maskedPayload(s.Payload)
 	platform.WriteJSON(w, http.StatusOK, resp)
 }
@@ -320,7 +308,7 @@ func (h handlers) writeError(w http.ResponseWriter, r *http.Request, err error) 
 	switch {
 	case errors.As(err, &tooBig):
 		platform.WriteError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body larger than %d bytes", tooBig.Limit))
-	case errors.Is(err, errMalformed), errors.Is(err, errBadHeader), errors.Is(err, app.ErrInvalid), errors.Is(err, app.ErrBadInput):
+	case errors.Is(err, errMalformed), errors.Is(err, errBadHeader), errors.Is(err, app.ErrInvalid):
 		platform.WriteError(w, http.StatusBadRequest, err.Error())
 	case errors.Is(err, app.ErrKeyReused):
 		platform.WriteError(w, http.StatusUnprocessableEntity, "Idempotency-Key was used for a different order: use a new key for a new order")
