@@ -86,6 +86,8 @@ func Routes(p *participant.Participant, pool *pgxpool.Pool, health http.Handler,
 		}
 	})
 	r.Mount("/steps", p.Routes(pool, log))
-	r.NotFound(func(w http.ResponseWriter, r *http.Request) { platform.WriteError(w, http.StatusNotFound, "no such route") })
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		platform.WriteError(w, http.StatusNotFound, "no such route")
+	})
 	return r
 }

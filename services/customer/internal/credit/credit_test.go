@@ -56,9 +56,11 @@ func TestCreditApprovalContract(t *testing.T) {
 	t.Parallel()
 	const limit = 1_000_000
 	participanttest.Run(t, participanttest.Subject[contracts.CreditRequest, credit.Reservation]{
-		Step:         credit.Approval(),
-		Database:     func(t *testing.T) *pgxpool.Pool { return testenv.Pool(t, testenv.Database(t, migrations.Customer())) },
-		HeldDatabase: func(t *testing.T) *pgxpool.Pool { return testenv.Pool(t, testenv.HeldCommitDatabase(t, migrations.Customer())) },
+		Step:     credit.Approval(),
+		Database: func(t *testing.T) *pgxpool.Pool { return testenv.Pool(t, testenv.Database(t, migrations.Customer())) },
+		HeldDatabase: func(t *testing.T) *pgxpool.Pool {
+			return testenv.Pool(t, testenv.HeldCommitDatabase(t, migrations.Customer()))
+		},
 		Request: func(t *testing.T, db *pgxpool.Pool, _ uuid.UUID) contracts.CreditRequest {
 			return contracts.CreditRequest{OrderID: 1, CustomerID: newCustomer(t, db, limit), PaymentDue: 4999}
 		},
