@@ -14,11 +14,11 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
-	"github.com/sagabox/sagabox/internal/stack"
 	"github.com/sagabox/sagabox/internal/testenv"
 	"github.com/sagabox/sagabox/migrations"
 	"github.com/sagabox/sagabox/pkg/outbox"
 	"github.com/sagabox/sagabox/pkg/relay"
+	"github.com/sagabox/sagabox/registry"
 )
 
 // loadConnectors loads debezium/connectors with the relay's own loader: a
@@ -242,8 +242,8 @@ func TestTopics(t *testing.T) {
 		}
 	}
 	consumers := map[string]string{} // topic → service
-	var orchestrator stack.ServiceSpec
-	for _, svc := range stack.Services {
+	var orchestrator registry.Component
+	for _, svc := range registry.Services() {
 		for _, topic := range svc.Service().Topics {
 			if other, dup := consumers[topic]; dup {
 				t.Errorf("topic %s is consumed by both %s and %s", topic, other, svc.Name)
@@ -270,7 +270,7 @@ func TestTopics(t *testing.T) {
 			continue
 		}
 		var db string
-		for _, svc := range stack.Services {
+		for _, svc := range registry.Services() {
 			if svc.Name == participant {
 				db = svc.Database
 			}

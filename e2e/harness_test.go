@@ -27,6 +27,7 @@ import (
 	"github.com/sagabox/sagabox/internal/stack"
 	"github.com/sagabox/sagabox/internal/testenv"
 	"github.com/sagabox/sagabox/pkg/card"
+	"github.com/sagabox/sagabox/registry"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
@@ -71,7 +72,10 @@ func startSystem(t testing.TB, opts options) *system {
 	s := &system{t: t, urls: map[string]string{}, dbs: map[string]*pgxpool.Pool{}, brokers: []string{brokerAddr}}
 	dbURLs := map[string]string{}
 	addrs := map[string]string{}
-	for _, svc := range stack.Services {
+	var specs []stack.ServiceSpec
+	for _, svc := range registry.Services() {
+		specs = append(specs, stack.ServiceSpec{Name: svc.Name, Database: svc.Database, Service: svc.Service,
+			Migrations: svc.Migrations, CardKeys: svc.CardKeys})
 		u := testenv.Database(t, nil)
 		dbURLs[svc.Database] = u
 		s.dbs[svc.Name] = testenv.Pool(t, u)
@@ -98,6 +102,7 @@ func startSystem(t testing.TB, opts options) *system {
 		logs = io.MultiWriter(logs, opts.stdout)
 	}
 	st, err := stack.Start(ctx, stack.Config{
+		Services:       specs,
 		ConnectorsDir:  repoFile("debezium", "connectors"),
 		DatabaseURLs:   dbURLs,
 		Brokers:        s.brokers,

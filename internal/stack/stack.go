@@ -1,9 +1,10 @@
-// Package stack runs the whole system in one process on top of a Postgres
-// server and a Kafka-protocol broker it is given: the outbox relays (one per
-// connector file, doing Debezium's job) and the three services. The
-// end-to-end tests use it with fresh databases, and stop and restart single
-// services; `sagabox up` runs the same components as one process each
-// (cmd/sagabox, internal/supervisor).
+// Package stack is a test harness: it runs the whole system in one process
+// on top of a Postgres server and a Kafka-protocol broker it is given — the
+// outbox relays (one per connector file, doing Debezium's job) and the
+// services it is given (the end-to-end tests give it the registry's,
+// package system). They use it with fresh databases, and stop and restart
+// single services; `sagabox up` runs the same components as one process
+// each (cmd/sagabox, internal/supervisor).
 package stack
 
 import (
@@ -24,14 +25,11 @@ import (
 
 	"github.com/sagabox/sagabox/migrations"
 	"github.com/sagabox/sagabox/pkg/relay"
-	"github.com/sagabox/sagabox/services/customer"
-	"github.com/sagabox/sagabox/services/order"
-	"github.com/sagabox/sagabox/services/payment"
 )
 
 // ServiceSpec names a service, its entry point and migrations.
 type ServiceSpec struct {
-	Name       string // "order", "customer", "payment"
+	Name       string // "order"
 	Database   string // the database name its connector files use
 	Service    func() platform.Service
 	Migrations migrations.Schema
@@ -40,15 +38,10 @@ type ServiceSpec struct {
 	CardKeys bool
 }
 
-// Services are the three services of the system.
-var Services = []ServiceSpec{
-	{Name: "order", Database: "orderdb", Service: order.Service, Migrations: migrations.Order(), CardKeys: true},
-	{Name: "customer", Database: "customerdb", Service: customer.Service, Migrations: migrations.Customer()},
-	{Name: "payment", Database: "paymentdb", Service: payment.Service, Migrations: migrations.Payment(), CardKeys: true},
-}
-
 // Config describes where the stack runs.
 type Config struct {
+	// Services are the services to run, in start order.
+	Services []ServiceSpec
 	// ConnectorsDir holds the Debezium connector files the relays read.
 	ConnectorsDir string
 	// DatabaseURLs maps a connector's database.dbname ("orderdb", ...) to
@@ -114,7 +107,7 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 	if cfg.Env == nil {
 		cfg.Env = func(string) string { return "" }
 	}
-	for _, svc := range Services {
+	for _, svc := range cfg.Services {
 		if err := migrate(ctx, cfg.DatabaseURLs[svc.Database], svc.Migrations); err != nil {
 			return nil, fmt.Errorf("migrate %s: %w", svc.Database, err)
 		}
@@ -135,7 +128,7 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 		s.Close()
 		return nil, err
 	}
-	for _, svc := range Services {
+	for _, svc := range cfg.Services {
 		if err := s.StartService(svc.Name); err != nil {
 			s.Close()
 			return nil, err
@@ -188,7 +181,7 @@ func (s *Stack) startRelays(ctx context.Context, connectors []relay.Connector) e
 
 // StartService starts service name (not running yet).
 func (s *Stack) StartService(name string) error {
-	spec, ok := serviceSpec(name)
+	spec, ok := s.serviceSpec(name)
 	if !ok {
 		return fmt.Errorf("no service %q", name)
 	}
@@ -299,8 +292,8 @@ func (s *Stack) Close() {
 	}
 }
 
-func serviceSpec(name string) (ServiceSpec, bool) {
-	for _, s := range Services {
+func (st *Stack) serviceSpec(name string) (ServiceSpec, bool) {
+	for _, s := range st.cfg.Services {
 		if s.Name == name {
 			return s, true
 		}

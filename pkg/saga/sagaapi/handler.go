@@ -75,6 +75,7 @@ func (a API) Routes() http.Handler {
 	r := chi.NewRouter()
 	r.Get("/", a.list)
 	r.Get("/stats", a.stats)
+	r.Get("/types", a.types)
 	r.Get("/{id}", a.detail)
 	r.Post("/{id}/abort", a.action(ActionAbort, true, func(ctx context.Context, tx pgx.Tx, id uuid.UUID, req ActionRequest, c saga.Cause) (saga.State, error) {
 		return a.Orchestrator.Abort(ctx, tx, id, c)
@@ -229,6 +230,23 @@ func decodeCursor(s string) (saga.Cursor, error) {
 		return saga.Cursor{}, err
 	}
 	return saga.Cursor{CreatedAt: time.UnixMicro(us), ID: uid}, nil
+}
+
+func (a API) types(w http.ResponseWriter, _ *http.Request) {
+	out := []Type{}
+	for _, t := range a.Orchestrator.Types() {
+		d, _ := a.Orchestrator.Definition(t)
+		v := Type{Type: t, Steps: []Step{}}
+		for _, s := range d.Steps {
+			st := Step{Name: s.Name, Compensable: s.Compensate != nil, Retries: s.Deadline.Retries}
+			if s.Deadline.Timeout > 0 {
+				st.Timeout = s.Deadline.Timeout.String()
+			}
+			v.Steps = append(v.Steps, st)
+		}
+		out = append(out, v)
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 // detail reads a saga, its history and the service's extra fields from one

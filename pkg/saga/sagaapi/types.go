@@ -7,6 +7,7 @@
 //	                                   newer_than, stuck, limit, after, and the service's
 //	                                   payload filters (the order service: customer, order)
 //	GET  /admin/sagas/stats            per status now, stuck, and per bucket of a window
+//	GET  /admin/sagas/types            the saga types run, with their steps in order
 //	GET  /admin/sagas/{id}             one saga with its history (and what the service adds)
 //	POST /admin/sagas/{id}/abort       {"reason"}: force compensation (reason required)
 //	POST /admin/sagas/{id}/retry       {"reason"}: send what the saga waits for again (body optional)
@@ -164,6 +165,24 @@ type Bucket struct {
 	Started   int64     `json:"started"`
 	Succeeded int64     `json:"succeeded"`
 	Aborted   int64     `json:"aborted"`
+}
+
+// Type is a saga type the orchestrator runs: GET /admin/sagas/types lists
+// them.
+type Type struct {
+	Type  string `json:"type"`
+	Steps []Step `json:"steps"` // in execution order
+}
+
+// Step is a step of a saga type.
+type Step struct {
+	Name string `json:"name"`
+	// Compensable: the step has a compensation.
+	Compensable bool `json:"compensable"`
+	// Timeout and Retries are its deadline policy: the wait for a reply
+	// ("" when none) and how often a request is sent again.
+	Timeout string `json:"timeout,omitempty"`
+	Retries int    `json:"retries"`
 }
 
 // AuditEvent is the message every operator action sends through the
