@@ -7,8 +7,11 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/sagabox/sagabox/registry"
 )
 
 // dockerfileLines returns the Dockerfile's instructions with continuation
@@ -203,5 +206,27 @@ func TestDockerfileBuild(t *testing.T) {
 		if !regexp.MustCompile(`(?m)^\s+` + regexp.QuoteMeta(cmdName) + `\s`).Match(out) {
 			t.Errorf("sagabox help does not list %q (the command of %s):\n%s", cmdName, a.service, out)
 		}
+	}
+}
+
+// The image exposes the port of every component of the registry that
+// listens (the services and the console), and only those.
+func TestDockerfileExposesTheRegistrysPorts(t *testing.T) {
+	t.Parallel()
+	m := regexp.MustCompile(`(?m)^EXPOSE (.+)$`).FindStringSubmatch(readFile(t, filepath.Join(root(t), "Dockerfile")))
+	if m == nil {
+		t.Fatal("the Dockerfile exposes nothing")
+	}
+	got := strings.Fields(m[1])
+	var want []string
+	for _, c := range registry.Components() {
+		if c.IsService() || c.Role == registry.Console {
+			want = append(want, strconv.Itoa(c.Port))
+		}
+	}
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("EXPOSE %v, want the registry's %v", got, want)
 	}
 }

@@ -13,15 +13,18 @@ package deploy_test
 import (
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"testing"
 
 	"github.com/sagabox/sagabox/internal/testenv"
 	"github.com/sagabox/sagabox/migrations"
+	"github.com/sagabox/sagabox/registry"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
 
-// app is one of the three services as docker-compose.yml must run it.
+// app is one service of the registry as docker-compose.yml must run it.
 type app struct {
 	service  string // compose service and OTEL_SERVICE_NAME
 	command  string // sagabox subcommand
@@ -33,29 +36,47 @@ type app struct {
 	schema   func() migrations.Schema
 }
 
-var apps = []app{
-	{"order-service", "order", "order", "8080", "orderdb", "orderuser", "orderpw", migrations.Order},
-	{"customer-service", "customer", "customer", "8081", "customerdb", "customeruser", "customerpw", migrations.Customer},
-	{"payment-service", "payment", "payment", "8082", "paymentdb", "paymentuser", "paymentpw", migrations.Payment},
-}
+// apps are the registry's services: every file of the Docker path must
+// agree with them.
+var apps = func() []app {
+	var out []app
+	for _, c := range registry.Services() {
+		out = append(out, app{c.DockerName(), c.Name, c.Name, strconv.Itoa(c.Port), c.Database, c.DBRole, c.DBPassword,
+			func() migrations.Schema { return c.Migrations }})
+	}
+	return out
+}()
 
 // wantPorts is the host port table of the README's Docker section: service →
 // published host ports, each mapped to the same container port and bound to
-// 127.0.0.1. Postgres publishes none: nothing outside the compose network
-// needs it.
-var wantPorts = map[string][]string{
-	"order-service":    {"8080"},
-	"customer-service": {"8081"},
-	"payment-service":  {"8082"},
-	"jaeger":           {"16686", "4317", "4318"},
-	"kafka":            {"9092"},
-	"connect":          {"8083"},
-	"console":          {"8070"},
-	"prometheus":       {"9090"},
-}
+// 127.0.0.1 — the registry's services and console, and the Docker path's
+// own. Postgres publishes none: nothing outside the compose network needs
+// it.
+var wantPorts = func() map[string][]string {
+	ports := map[string][]string{
+		"jaeger":     {"16686", "4317", "4318"},
+		"kafka":      {"9092"},
+		"connect":    {"8083"},
+		"prometheus": {"9090"},
+	}
+	for _, c := range registry.Components() {
+		if c.IsService() || c.Role == registry.Console {
+			ports[c.DockerName()] = []string{strconv.Itoa(c.Port)}
+		}
+	}
+	return ports
+}()
 
-// wantConnectors are the files of debezium/connectors (connector name = basename).
-var wantConnectors = []string{"customer-outbox", "order-outbox", "order-sagastate", "payment-outbox"}
+// wantConnectors are the files of debezium/connectors (connector name =
+// basename): the registry's.
+var wantConnectors = func() []string {
+	var out []string
+	for _, c := range registry.Services() {
+		out = append(out, c.Connectors...)
+	}
+	slices.Sort(out)
+	return out
+}()
 
 func root(t *testing.T) string {
 	t.Helper()

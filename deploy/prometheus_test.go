@@ -1,6 +1,7 @@
 package deploy_test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -9,6 +10,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"go.yaml.in/yaml/v4"
+
+	"github.com/sagabox/sagabox/registry"
 )
 
 // Prometheus scrapes every compose service that serves /metrics, at the
@@ -53,9 +56,10 @@ func TestComposePrometheusAndConsole(t *testing.T) {
 	}
 	c := service(t, p, "console")
 	for key, want := range map[string]string{
-		"ORDER_URLS": "http://order-service:8080", "CUSTOMER_URLS": "http://customer-service:8081",
-		"PAYMENT_URLS": "http://payment-service:8082", "JAEGER_QUERY_URL": "http://jaeger:16686",
-		"JAEGER_UI_URL": "http://localhost:16686",
+		"ORDER_URLS":       "http://order-service:8080",
+		"PARTICIPANT_URLS": participantURLs(),
+		"JAEGER_QUERY_URL": "http://jaeger:16686",
+		"JAEGER_UI_URL":    "http://localhost:16686",
 	} {
 		if got := env(t, c, key); got != want {
 			t.Errorf("console %s = %q, want %q", key, got, want)
@@ -98,4 +102,16 @@ func TestComposePrometheusAndConsole(t *testing.T) {
 			t.Errorf("%s ADMIN_READ_TOKEN = %q without CONSOLE_TOKEN, want empty", a.service, *v)
 		}
 	}
+}
+
+// participantURLs is PARTICIPANT_URLS as the registry says it must be in
+// Docker: each participant at its compose service name and port.
+func participantURLs() string {
+	var out []string
+	for _, c := range registry.Services() {
+		if c.Role == registry.Participant {
+			out = append(out, fmt.Sprintf("%s=http://%s:%d", c.Name, c.DockerName(), c.Port))
+		}
+	}
+	return strings.Join(out, ";")
 }

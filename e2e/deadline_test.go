@@ -18,6 +18,8 @@ import (
 
 	"github.com/sagabox/sagabox/internal/pgcluster"
 	"github.com/sagabox/sagabox/internal/testenv"
+	"github.com/sagabox/sagabox/pkg/saga/sagaapi"
+	"github.com/sagabox/sagabox/registry"
 	"github.com/sagabox/sagabox/services/order"
 )
 
@@ -62,33 +64,13 @@ func (s *system) admin(method, path string, body string, out any) int {
 }
 
 // historyRow is one transition as the admin API shows it.
-type historyRow struct {
-	Version    int       `json:"version"`
-	At         time.Time `json:"at"`
-	Step       string    `json:"step"`
-	From       string    `json:"from"`
-	To         string    `json:"to"`
-	SagaStatus string    `json:"sagaStatus"`
-	Attempt    int       `json:"attempt"`
-	Deadline   time.Time `json:"deadline"`
-	Cause      struct {
-		Kind      string `json:"kind"`
-		EventID   string `json:"eventId"`
-		Topic     string `json:"topic"`
-		EventType string `json:"eventType"`
-		Actor     string `json:"actor"`
-		Action    string `json:"action"`
-		Reason    string `json:"reason"`
-	} `json:"cause"`
-}
+type historyRow = sagaapi.History
 
 func (s *system) history(sagaID string) []historyRow {
 	s.t.Helper()
-	var d struct {
-		History []historyRow `json:"history"`
-	}
-	if code := s.admin("GET", "/admin/sagas/"+sagaID, "", &d); code != http.StatusOK {
-		s.t.Fatalf("GET /admin/sagas/%s = %d", sagaID, code)
+	d, err := s.adminClient().Saga(context.Background(), uuid.MustParse(sagaID))
+	if err != nil {
+		s.t.Fatalf("GET /admin/sagas/%s: %v", sagaID, err)
 	}
 	return d.History
 }
@@ -108,7 +90,7 @@ func checkDeadlines(t *testing.T, sagaID string, h []historyRow) {
 		if prev != nil && r.Version != prev.Version+1 {
 			t.Errorf("saga %s: version %d follows %d", sagaID, r.Version, prev.Version)
 		}
-		if (r.Cause.Kind == "retry" || r.Cause.Kind == "timeout") && (prev == nil || prev.Deadline.IsZero() || r.At.Before(prev.Deadline)) {
+		if (r.Cause.Kind == "retry" || r.Cause.Kind == "timeout") && (prev == nil || prev.Deadline == nil || r.At.Before(*prev.Deadline)) {
 			t.Errorf("saga %s: %s at %v, before the deadline %v set at version %d", sagaID, r.Cause.Kind, r.At, prev.Deadline, prev.Version)
 		}
 		prev = r
@@ -212,7 +194,12 @@ func TestStoppedPaymentServiceTimesOutAndCompensates(t *testing.T) {
 // topic to its end. An ended saga (no deadline left) cannot change after.
 func (s *system) quiescent(ctx context.Context) bool {
 	s.t.Helper()
-	for svc, suffix := range map[string]string{"order": ".request", "customer": ".response", "payment": ".response"} {
+	for _, c := range registry.Services() {
+		// An orchestrator's outbox goes to requests, a participant's to replies.
+		svc, suffix := c.Name, ".response"
+		if c.Role == registry.Orchestrator {
+			suffix = ".request"
+		}
 		rows, err := s.dbs[svc].Query(ctx, `SELECT aggregatetype, id::text FROM outboxevent`)
 		if err != nil {
 			s.t.Fatal(err)

@@ -8,7 +8,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -23,6 +22,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/sagabox/sagabox/api"
+	"github.com/sagabox/sagabox/api/apitest"
 	"github.com/sagabox/sagabox/internal/pgcluster"
 	"github.com/sagabox/sagabox/internal/stack"
 	"github.com/sagabox/sagabox/internal/testenv"
@@ -43,6 +44,7 @@ type system struct {
 	// CARD_KEYS gives them (keysEnv) and parsed.
 	keysEnv string
 	keys    card.Keys
+	check   *apitest.Checker
 }
 
 type options struct {
@@ -69,7 +71,8 @@ func startSystem(t testing.TB, opts options) *system {
 	t.Helper()
 	ctx := context.Background()
 	brokerAddr, _ := testenv.Kafka(t)
-	s := &system{t: t, urls: map[string]string{}, dbs: map[string]*pgxpool.Pool{}, brokers: []string{brokerAddr}}
+	s := &system{t: t, urls: map[string]string{}, dbs: map[string]*pgxpool.Pool{}, brokers: []string{brokerAddr},
+		check: apitest.Must(t)}
 	dbURLs := map[string]string{}
 	addrs := map[string]string{}
 	var specs []stack.ServiceSpec
@@ -141,6 +144,19 @@ func (s *system) waitHealthy(name string) {
 	}, "%s never became healthy", name)
 }
 
+// client is the typed client of service name, every answer checked against
+// the OpenAPI document.
+func (s *system) client(name string) api.Client {
+	return api.Client{Name: name, URLs: []string{s.urls[name]}, Check: s.check.Check}
+}
+
+// adminClient is the order service's client with the admin token.
+func (s *system) adminClient() api.Client {
+	c := s.client("order")
+	c.Token = adminToken
+	return c
+}
+
 // do sends an HTTP request and decodes a JSON response into out (if not nil).
 func (s *system) do(method, url string, body []byte, out any) int {
 	s.t.Helper()
@@ -201,18 +217,29 @@ func requestFile(t testing.TB, name string) []byte {
 
 func (s *system) placeOrder(body []byte) placed {
 	s.t.Helper()
-	var p placed
-	if code := s.do(http.MethodPost, s.urls["order"]+"/orders", body, &p); code != http.StatusAccepted {
-		s.t.Fatalf("POST /orders = %d, want 202", code)
+	var o api.PlaceOrder
+	if err := json.Unmarshal(body, &o); err != nil {
+		s.t.Fatal(err)
 	}
-	return p
+	p, _, err := s.client("order").PlaceOrder(context.Background(), o, "")
+	if err != nil {
+		s.t.Fatalf("POST /orders: %v", err)
+	}
+	return placed{OrderID: p.OrderID, SagaID: p.SagaID.String(), Status: p.Status}
 }
 
 func (s *system) order(id int64) orderView {
 	s.t.Helper()
-	var v orderView
-	if code := s.do(http.MethodGet, fmt.Sprintf("%s/orders/%d", s.urls["order"], id), nil, &v); code != http.StatusOK {
-		s.t.Fatalf("GET /orders/%d = %d", id, code)
+	o, err := s.client("order").Order(context.Background(), id)
+	if err != nil {
+		s.t.Fatalf("GET /orders/%d: %v", id, err)
+	}
+	v := orderView{OrderID: o.OrderID, CustomerID: o.CustomerID, PaymentDue: o.PaymentDue, Status: o.Status}
+	v.Saga.ID, v.Saga.Type, v.Saga.Status = o.Saga.ID.String(), o.Saga.Type, string(o.Saga.Status)
+	v.Saga.CurrentStep, v.Saga.Version = o.Saga.CurrentStep, o.Saga.Version
+	v.Saga.StepStatus = map[string]string{}
+	for k, st := range o.Saga.StepStatus {
+		v.Saga.StepStatus[k] = string(st)
 	}
 	return v
 }
@@ -231,20 +258,22 @@ func (s *system) waitSettled(id int64, timeout time.Duration) orderView {
 
 func (s *system) openLimit(customerID int64) int64 {
 	s.t.Helper()
-	var c struct {
-		OpenLimit int64 `json:"openLimit"`
-	}
-	if code := s.do(http.MethodGet, fmt.Sprintf("%s/customers/%d", s.urls["customer"], customerID), nil, &c); code != http.StatusOK {
-		s.t.Fatalf("GET /customers/%d = %d", customerID, code)
+	c, err := s.client("customer").Customer(context.Background(), customerID)
+	if err != nil {
+		s.t.Fatalf("GET /customers/%d: %v", customerID, err)
 	}
 	return c.OpenLimit
 }
 
 func (s *system) payments(orderID int64) []payment {
 	s.t.Helper()
-	var ps []payment
-	if code := s.do(http.MethodGet, fmt.Sprintf("%s/payments?orderId=%d", s.urls["payment"], orderID), nil, &ps); code != http.StatusOK {
-		s.t.Fatalf("GET /payments?orderId=%d = %d", orderID, code)
+	got, err := s.client("payment").Payments(context.Background(), orderID)
+	if err != nil {
+		s.t.Fatalf("GET /payments?orderId=%d: %v", orderID, err)
+	}
+	ps := []payment{}
+	for _, p := range got {
+		ps = append(ps, payment{OrderID: p.OrderID, Amount: p.Amount, Status: p.Status})
 	}
 	return ps
 }

@@ -15,6 +15,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/sagabox/sagabox/internal/testenv"
+	"github.com/sagabox/sagabox/registry"
 )
 
 // spans collects the finished spans of every component in memory, each
@@ -28,8 +29,10 @@ type spans struct {
 func newSpans() *spans { return &spans{rec: tracetest.NewSpanRecorder()} }
 
 func (s *spans) provider(component string) trace.TracerProvider {
-	name := map[string]string{"order": "order-service", "customer": "customer-service",
-		"payment": "payment-service", "relay": "outbox-relay"}[component]
+	name := "outbox-relay"
+	if c, err := registry.Lookup(component); err == nil && c.IsService() {
+		name = c.DockerName() // the service name it reports (order-service)
+	}
 	tp := sdktrace.NewTracerProvider(
 		sdktrace.WithSpanProcessor(s.rec),
 		sdktrace.WithResource(resource.NewSchemaless(semconv.ServiceName(name))),

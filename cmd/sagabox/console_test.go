@@ -211,8 +211,8 @@ func TestConsoleInBrowser(t *testing.T) {
 	b.until("the saga page shows the saga ABORTED", `document.querySelector('.saga-state')?.dataset.status === 'ABORTED'`)
 	b.contains("#timeline", "saga started", "credit-approval.response", "payment.response", "FAILED", "COMPENSATING", "COMPENSATED")
 	b.contains("#order-side", "REJECTED", "•••• 9999", "49.99")
-	b.contains("#credit-side", "UNDONE", "49.99")
-	b.contains("#payment-side", "FAILED", "•••• 9999")
+	b.contains("#step-credit-approval", "UNDONE", "49.99")
+	b.contains("#step-payment", "REFUSED", "•••• 9999")
 	b.until("the trace waterfall shows every hop, the compensation included", `(() => {
 		const names = [...document.querySelectorAll('.waterfall .span-row .wf-name')].map(e => e.textContent.trim());
 		const count = (n) => names.filter(x => x === n).length;

@@ -1,7 +1,7 @@
 // Command sagabox is the one binary of the system:
 //
 //	sagabox up                      the whole system locally, one supervised process per component
-//	sagabox order|customer|payment  one service, configured by environment variables
+//	sagabox order|customer|payment  one service of the registry, configured by environment variables
 //	sagabox relay                   the outbox relays for debezium/connectors/*.json
 //	sagabox broker                  the embedded Kafka-protocol broker
 //	sagabox console                 the dashboard in the browser
@@ -18,24 +18,31 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
-	"github.com/sagabox/sagabox/services/customer"
-	"github.com/sagabox/sagabox/services/order"
-	"github.com/sagabox/sagabox/services/payment"
+	"github.com/sagabox/sagabox/registry"
 )
 
-const usage = `usage: sagabox <command> [flags]
+// usage lists the commands; the services are the registry's.
+func usage() string {
+	var svcs strings.Builder
+	for _, c := range registry.Services() {
+		fmt.Fprintf(&svcs, "  %-9s run the %s service, a saga %s (env: HTTP_ADDR, DATABASE_URL, KAFKA_BROKERS, OTEL_*, …)\n",
+			c.Name, c.Name, c.Role)
+	}
+	return strings.Replace(usageText, "SERVICES\n", svcs.String(), 1)
+}
+
+const usageText = `usage: sagabox <command> [flags]
 
 commands:
   up        run the whole system locally, one process per component: Postgres, Kafka (embedded),
             the relay, the services (flags: sagabox up -h)
-  order     run the order service       (env: HTTP_ADDR, DATABASE_URL, KAFKA_BROKERS, OTEL_*)
-  customer  run the customer service
-  payment   run the payment service
+SERVICES
   relay     run the outbox relays       (env: CONNECTORS_DIR, KAFKA_BROKERS, RELAY_DATABASE_HOST, ...)
   broker    run the embedded Kafka broker (flags: -data, -port, -metrics-addr)
-  console   run the dashboard (env: HTTP_ADDR, ORDER_URLS, CUSTOMER_URLS, PAYMENT_URLS, CONSOLE_TOKEN,
+  console   run the dashboard (env: HTTP_ADDR, ORDER_URLS, PARTICIPANT_URLS, CONSOLE_TOKEN, CONSOLE_HOSTS,
             JAEGER_QUERY_URL, JAEGER_UI_URL)
   place     place the order of a JSON file (requests/*.json) with an Idempotency-Key, sent again
             while no answer comes: placed once (sagabox place -h)
@@ -58,18 +65,12 @@ func main() {
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
+		fmt.Fprint(stderr, usage())
 		return fmt.Errorf("no command")
 	}
 	switch cmd, rest := args[0], args[1:]; cmd {
 	case "up":
 		return up(ctx, rest, getenv, stdout, stderr)
-	case "order":
-		return order.Run(ctx, getenv, stdout)
-	case "customer":
-		return customer.Run(ctx, getenv, stdout)
-	case "payment":
-		return payment.Run(ctx, getenv, stdout)
 	case "relay":
 		return runRelay(ctx, getenv, stdout)
 	case "broker":
@@ -87,10 +88,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "card-keys":
 		return cardKeysCmd(rest, stdout, stderr)
 	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
+		fmt.Fprint(stdout, usage())
 		return nil
 	default:
-		fmt.Fprint(stderr, usage)
+		// A service of the registry: `sagabox order` …
+		if c, err := registry.Lookup(cmd); err == nil && c.IsService() {
+			return c.Run(ctx, getenv, stdout)
+		}
+		fmt.Fprint(stderr, usage())
 		return fmt.Errorf("unknown command %q", cmd)
 	}
 }

@@ -6,11 +6,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
+	"strings"
 	"text/tabwriter"
-	"time"
+
+	"github.com/sagabox/sagabox/api"
+	"github.com/sagabox/sagabox/registry"
 )
 
 const parkedUsage = `usage: sagabox parked <command> [flags]
@@ -20,8 +23,8 @@ commands (each service's /admin/parked API):
   replay --service S ID --reason R                    replay one message through the journal (applies at most once)
   replay --service S --all --reason R                 replay every parked message of a service, in order
 
-services: order ($ORDER_URL, default http://localhost:8080), customer ($CUSTOMER_URL, :8081),
-payment ($PAYMENT_URL, :8082). Every command: --token T (default $ADMIN_TOKEN), --json.
+services: the registry's (order, customer, payment), each at $<SERVICE>_URL (ORDER_URL …) or its
+local port. Every command: --token T (default $ADMIN_TOKEN), --json.
 `
 
 // parkedCmd is `sagabox parked …`: a client of the services' parked-message API.
@@ -44,9 +47,15 @@ func parkedCmd(ctx context.Context, args []string, getenv func(string) string, s
 		service, status, reason, token string
 		all, asJSON                    bool
 	)
-	fs.StringVar(&service, "service", "", "order, customer or payment")
+	fs.StringVar(&service, "service", "", strings.Join(registry.ServiceNames(), ", "))
 	fs.StringVar(&token, "token", tokenFromEnv(getenv("ADMIN_TOKEN")), "admin bearer token")
 	fs.BoolVar(&asJSON, "json", false, "print the API's JSON answer")
+	if cmd == "list" {
+		fs.StringVar(&status, "status", "PARKED", "PARKED, REPLAYED or all")
+	} else {
+		fs.BoolVar(&all, "all", false, "replay every parked message of the service")
+		fs.StringVar(&reason, "reason", "", "why (required)")
+	}
 	if cmd == "list" {
 		fs.StringVar(&status, "status", "PARKED", "PARKED, REPLAYED or all")
 	} else {
@@ -57,24 +66,20 @@ func parkedCmd(ctx context.Context, args []string, getenv func(string) string, s
 	if err != nil {
 		return err
 	}
-	urls := map[string]string{"order": "http://localhost:8080", "customer": "http://localhost:8081", "payment": "http://localhost:8082"}
-	for name := range urls {
-		if v := getenv(map[string]string{"order": "ORDER_URL", "customer": "CUSTOMER_URL", "payment": "PAYMENT_URL"}[name]); v != "" {
-			urls[name] = v
-		}
+	if service != "" && !slices.Contains(registry.ServiceNames(), service) {
+		return fmt.Errorf("parked %s: --service must be one of %s", cmd, strings.Join(registry.ServiceNames(), ", "))
 	}
-	if _, ok := urls[service]; service != "" && !ok {
-		return fmt.Errorf("parked %s: --service must be order, customer or payment", cmd)
-	}
-	client := func(s string) adminClient {
-		return adminClient{baseURL: urls[s], token: token, client: &http.Client{Timeout: 60 * time.Second}}
+	client := func(s string) api.Client {
+		c := serviceClient(getenv, s)
+		c.Token = token
+		return c
 	}
 
 	if cmd == "list" {
 		if len(pos) != 0 {
 			return fmt.Errorf("parked list: unexpected arguments %v", pos)
 		}
-		services := []string{"order", "customer", "payment"}
+		services := registry.ServiceNames()
 		if service != "" {
 			services = []string{service}
 		}
@@ -83,18 +88,19 @@ func parkedCmd(ctx context.Context, args []string, getenv func(string) string, s
 			fmt.Fprintln(tw, "SERVICE\tID\tSTATUS\tTOPIC\tPARTITION@OFFSET\tEVENT\tPARKED\tERROR")
 		}
 		for _, s := range services {
-			var resp parkedList
-			raw, err := client(s).do(ctx, http.MethodGet, "/admin/parked?status="+url.QueryEscape(status)+"&limit=500", nil, &resp)
+			resp, err := client(s).Parked(ctx, url.Values{"status": {status}, "limit": {"500"}})
 			if err != nil {
-				return fmt.Errorf("%s service: %w", s, err)
+				return adminErr(err)
 			}
 			if asJSON {
-				fmt.Fprintf(stdout, "%s\n", raw)
+				if err := printJSON(stdout, resp, nil); err != nil {
+					return err
+				}
 				continue
 			}
 			for _, p := range resp.Parked {
 				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d@%d\t%s %s\t%s\t%s\n", s, p.ID, p.Status, p.Topic, p.Partition, p.Offset,
-					orDash(p.Headers["eventType"]), orDash(p.Headers["id"]), p.ParkedAt, p.Error)
+					orDash(p.Headers["eventType"]), orDash(p.Headers["id"]), stamp(p.ParkedAt), p.Error)
 			}
 		}
 		return tw.Flush()
@@ -108,21 +114,21 @@ func parkedCmd(ctx context.Context, args []string, getenv func(string) string, s
 	case all && len(pos) != 0, !all && len(pos) != 1:
 		return errors.New("parked replay: give one message ID, or --all")
 	}
-	path := "/admin/parked/replay"
 	if !all {
-		if _, err := strconv.ParseInt(pos[0], 10, 64); err != nil {
+		id, err := strconv.ParseInt(pos[0], 10, 64)
+		if err != nil {
 			return fmt.Errorf("parked replay: %q is not a message ID", pos[0])
 		}
-		path = "/admin/parked/" + pos[0] + "/replay"
-	}
-	var resp parkedReplay
-	raw, err := client(service).do(ctx, http.MethodPost, path, map[string]string{"reason": reason}, &resp)
-	if err != nil || asJSON {
-		return printRaw(stdout, raw, err)
-	}
-	if !all {
-		fmt.Fprintf(stdout, "%s message %d replayed: %s\n", service, resp.ID, resp.ReplayOutcome)
+		p, err := client(service).ReplayParked(ctx, id, reason)
+		if err != nil || asJSON {
+			return printJSON(stdout, p, adminErr(err))
+		}
+		fmt.Fprintf(stdout, "%s message %d replayed: %s\n", service, p.ID, p.ReplayOutcome)
 		return nil
+	}
+	resp, err := client(service).ReplayAllParked(ctx, reason)
+	if err != nil || asJSON {
+		return printJSON(stdout, resp, adminErr(err))
 	}
 	for _, r := range resp.Replayed {
 		fmt.Fprintf(stdout, "%s message %d replayed: %s\n", service, r.ID, r.Outcome)
@@ -135,31 +141,3 @@ func parkedCmd(ctx context.Context, args []string, getenv func(string) string, s
 	}
 	return nil
 }
-
-type (
-	parkedItem struct {
-		ID            int64             `json:"id"`
-		Status        string            `json:"status"`
-		Topic         string            `json:"topic"`
-		Partition     int32             `json:"partition"`
-		Offset        int64             `json:"offset"`
-		Headers       map[string]string `json:"headers"`
-		Error         string            `json:"error"`
-		ParkedAt      string            `json:"parkedAt"`
-		ReplayOutcome string            `json:"replayOutcome"`
-	}
-	parkedList struct {
-		Parked []parkedItem `json:"parked"`
-	}
-	parkedReplay struct {
-		parkedItem
-		Replayed []struct {
-			ID      int64  `json:"id"`
-			Outcome string `json:"outcome"`
-		} `json:"replayed"`
-		Failed []struct {
-			ID    int64  `json:"id"`
-			Error string `json:"error"`
-		} `json:"failed"`
-	}
-)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,10 +9,11 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/sagabox/sagabox/api"
 )
 
 const placeUsage = `usage: sagabox place [--url URL] [--key KEY] [--attempts N] FILE
@@ -31,11 +31,8 @@ func placeCmd(ctx context.Context, args []string, getenv func(string) string, st
 	fs := flag.NewFlagSet("place", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, placeUsage) }
-	baseURL := getenv("ORDER_URL")
-	if baseURL == "" {
-		baseURL = "http://localhost:8080"
-	}
-	url := fs.String("url", baseURL, "order service URL")
+	c := serviceClient(getenv, "order")
+	fs.StringVar(&c.URLs[0], "url", c.URLs[0], "order service URL")
 	key := fs.String("key", "", "idempotency key (default: a new UUID)")
 	attempts := fs.Int("attempts", 5, "sends at most, while no answer comes")
 	timeout := fs.Duration("timeout", 5*time.Second, "wait for an answer before sending again")
@@ -47,14 +44,18 @@ func placeCmd(ctx context.Context, args []string, getenv func(string) string, st
 		fs.Usage()
 		return errors.New("place: give one order file")
 	}
-	body, err := os.ReadFile(pos[0])
+	raw, err := os.ReadFile(pos[0])
 	if err != nil {
 		return fmt.Errorf("place: %w", err)
+	}
+	var body api.PlaceOrder
+	if err := json.Unmarshal(raw, &body); err != nil {
+		return fmt.Errorf("place: %s: %w", pos[0], err)
 	}
 	if *key == "" {
 		*key = uuid.NewString()
 	}
-	client := &http.Client{Timeout: *timeout}
+	c.HTTP = &http.Client{Timeout: *timeout}
 	var lastErr error
 	for attempt := 1; attempt <= *attempts; attempt++ {
 		if attempt > 1 {
@@ -65,49 +66,17 @@ func placeCmd(ctx context.Context, args []string, getenv func(string) string, st
 			case <-time.After(time.Duration(attempt-1) * 200 * time.Millisecond):
 			}
 		}
-		var (
-			code     int
-			answer   []byte
-			replayed bool
-		)
-		code, answer, replayed, lastErr = postOrder(ctx, client, strings.TrimRight(*url, "/")+"/orders", *key, body)
-		if lastErr != nil || code >= 500 {
-			if lastErr == nil {
-				lastErr = fmt.Errorf("%d %s", code, bytes.TrimSpace(answer))
-			}
-			continue
+		placed, replayed, err := c.PlaceOrder(ctx, body, *key)
+		if code := api.StatusOf(err); err != nil && code > 0 && code < 500 {
+			return fmt.Errorf("place: %w", err)
 		}
-		if code/100 != 2 {
-			var e struct {
-				Error string `json:"error"`
-			}
-			_ = json.Unmarshal(answer, &e)
-			return fmt.Errorf("place: %d: %s", code, e.Error)
+		if lastErr = err; err != nil {
+			continue // no answer, or a 5xx: send again with the key
 		}
 		if replayed {
 			fmt.Fprintf(stderr, "place: the order was placed by an earlier send (Idempotency-Key %s)\n", *key)
 		}
-		fmt.Fprintf(stdout, "%s\n", bytes.TrimSpace(answer))
-		return nil
+		return printJSON(stdout, placed, nil)
 	}
 	return fmt.Errorf("place: no answer after %d sends: %w (send again with --key %s: it places the order once)", *attempts, lastErr, *key)
-}
-
-func postOrder(ctx context.Context, client *http.Client, url, key string, body []byte) (int, []byte, bool, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
-	if err != nil {
-		return 0, nil, false, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Idempotency-Key", key)
-	resp, err := client.Do(req)
-	if err != nil {
-		return 0, nil, false, err
-	}
-	defer resp.Body.Close()
-	answer, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return 0, nil, false, err
-	}
-	return resp.StatusCode, answer, resp.Header.Get("Idempotent-Replayed") == "true", nil
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -15,18 +14,25 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/sagabox/sagabox/api"
+	"github.com/sagabox/sagabox/pkg/saga/sagaapi"
+	"github.com/sagabox/sagabox/registry"
 )
 
 const sagasUsage = `usage: sagabox sagas <command> [flags]
 
 commands (the order service's /admin API; ORDER_URL, default http://localhost:8080):
-  list [--stuck] [--status S] [--step S] [--older-than D] [--limit N] [--after CURSOR]
+  list [--stuck] [--status S] [--type T] [--step S] [--older-than D] [--limit N] [--after CURSOR]
                                    sagas, newest first
   show ID                          one saga with its history
   abort ID --reason R              force compensation of a running saga
   retry ID [--reason R]            send the message the saga waits for again, now
   compensate ID --step S --reason R
                                    mark the compensation the saga waits for as done by hand
+  types                            the saga types the order service runs, with their steps
 
 every command: --url URL (default $ORDER_URL), --token T (default $ADMIN_TOKEN; the
 first entry's token if it is a name:token list), --json (print the API's answer)
@@ -45,27 +51,25 @@ func sagasCmd(ctx context.Context, args []string, getenv func(string) string, st
 	fs := flag.NewFlagSet("sagas "+cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var (
-		c         adminClient
 		asJSON    bool
 		reason    string
 		step      string
+		sagaType  string
 		status    string
 		stuck     bool
 		olderThan time.Duration
 		limit     int
 		after     string
 	)
-	baseURL := getenv("ORDER_URL")
-	if baseURL == "" {
-		baseURL = "http://localhost:8080"
-	}
-	fs.StringVar(&c.baseURL, "url", baseURL, "order service URL")
-	fs.StringVar(&c.token, "token", tokenFromEnv(getenv("ADMIN_TOKEN")), "admin bearer token")
+	c := serviceClient(getenv, "order")
+	fs.StringVar(&c.URLs[0], "url", c.URLs[0], "order service URL")
+	fs.StringVar(&c.Token, "token", tokenFromEnv(getenv("ADMIN_TOKEN")), "admin bearer token")
 	fs.BoolVar(&asJSON, "json", false, "print the API's JSON answer")
 	switch cmd {
 	case "list":
 		fs.BoolVar(&stuck, "stuck", false, "only sagas past their deadline or ABORTING for too long")
 		fs.StringVar(&status, "status", "", "STARTED, SUCCEEDED, ABORTING or ABORTED")
+		fs.StringVar(&sagaType, "type", "", "saga type (sagabox sagas types lists them)")
 		fs.StringVar(&step, "step", "", "current step")
 		fs.DurationVar(&olderThan, "older-than", 0, "only sagas created longer ago than this")
 		fs.IntVar(&limit, "limit", 0, "page size (default 50, at most 500)")
@@ -75,7 +79,7 @@ func sagasCmd(ctx context.Context, args []string, getenv func(string) string, st
 	case "compensate":
 		fs.StringVar(&step, "step", "", "the step whose compensation is done (required)")
 		fs.StringVar(&reason, "reason", "", "why (required)")
-	case "show":
+	case "show", "types":
 	default:
 		fmt.Fprint(stderr, sagasUsage)
 		return fmt.Errorf("sagas: unknown command %q", cmd)
@@ -84,9 +88,9 @@ func sagasCmd(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
-	c.client = &http.Client{Timeout: 30 * time.Second}
 
-	if cmd == "list" {
+	switch cmd {
+	case "list":
 		if len(pos) != 0 {
 			return fmt.Errorf("sagas list: unexpected arguments %v", pos)
 		}
@@ -94,7 +98,7 @@ func sagasCmd(ctx context.Context, args []string, getenv func(string) string, st
 		if stuck {
 			q.Set("stuck", "true")
 		}
-		for k, v := range map[string]string{"status": status, "step": step, "after": after} {
+		for k, v := range map[string]string{"status": status, "step": step, "type": sagaType, "after": after} {
 			if v != "" {
 				q.Set(k, v)
 			}
@@ -105,33 +109,42 @@ func sagasCmd(ctx context.Context, args []string, getenv func(string) string, st
 		if limit != 0 {
 			q.Set("limit", strconv.Itoa(limit))
 		}
-		path := "/admin/sagas"
-		if len(q) > 0 {
-			path += "?" + q.Encode()
-		}
-		var resp listAnswer
-		raw, err := c.do(ctx, http.MethodGet, path, nil, &resp)
+		l, err := c.Sagas(ctx, q)
 		if err != nil || asJSON {
-			return printRaw(stdout, raw, err)
+			return printJSON(stdout, l, adminErr(err))
 		}
-		printList(stdout, resp, args)
+		printList(stdout, l, args)
+		return nil
+	case "types":
+		ts, err := c.SagaTypes(ctx)
+		if err != nil || asJSON {
+			return printJSON(stdout, ts, adminErr(err))
+		}
+		for _, t := range ts {
+			var steps []string
+			for _, st := range t.Steps {
+				steps = append(steps, st.Name)
+			}
+			fmt.Fprintf(stdout, "%s: %s\n", t.Type, strings.Join(steps, " → "))
+		}
 		return nil
 	}
 
 	if len(pos) != 1 {
 		return fmt.Errorf("sagas %s: want exactly one saga ID, got %d arguments", cmd, len(pos))
 	}
-	id := url.PathEscape(pos[0])
+	id, err := uuid.Parse(pos[0])
+	if err != nil {
+		return fmt.Errorf("sagas %s: %q is not a saga ID", cmd, pos[0])
+	}
 	if cmd == "show" {
-		var resp detailAnswer
-		raw, err := c.do(ctx, http.MethodGet, "/admin/sagas/"+id, nil, &resp)
+		d, err := c.Saga(ctx, id)
 		if err != nil || asJSON {
-			return printRaw(stdout, raw, err)
+			return printJSON(stdout, d, adminErr(err))
 		}
-		printDetail(stdout, resp)
+		printDetail(stdout, d)
 		return nil
 	}
-	body := map[string]string{}
 	switch cmd {
 	case "abort":
 		if reason == "" {
@@ -141,20 +154,34 @@ func sagasCmd(ctx context.Context, args []string, getenv func(string) string, st
 		if step == "" || reason == "" {
 			return errors.New("sagas compensate: --step and --reason are required")
 		}
-		body["step"] = step
 	}
-	if reason != "" {
-		body["reason"] = reason
-	}
-	var resp actionAnswer
-	raw, err := c.do(ctx, http.MethodPost, "/admin/sagas/"+id+"/"+cmd, body, &resp)
+	a, err := c.SagaAction(ctx, id, cmd, sagaapi.ActionRequest{Step: step, Reason: reason})
 	if err != nil || asJSON {
-		return printRaw(stdout, raw, err)
+		return printJSON(stdout, a, adminErr(err))
 	}
-	s := resp.Saga
+	s := a.Saga
 	fmt.Fprintf(stdout, "saga %s: %s, step %s %s, attempt %d, version %d\n",
 		s.ID, s.Status, s.CurrentStep, s.StepStatus[s.CurrentStep], s.Attempt, s.Version)
 	return nil
+}
+
+// serviceClient is the typed client of service name of the registry, at
+// $<NAME>_URL or its local default address, with a 60 s timeout.
+func serviceClient(getenv func(string) string, name string) api.Client {
+	c, _ := registry.Lookup(name)
+	base := getenv(c.URLEnv())
+	if base == "" {
+		base = "http://localhost:" + strconv.Itoa(c.Port)
+	}
+	return api.Client{Name: name, URLs: []string{base}, HTTP: &http.Client{Timeout: 60 * time.Second}}
+}
+
+// adminErr says how to give a token when the answer was 401.
+func adminErr(err error) error {
+	if api.StatusOf(err) == http.StatusUnauthorized {
+		return fmt.Errorf("%w (set ADMIN_TOKEN or --token)", err)
+	}
+	return err
 }
 
 // tokenFromEnv returns the token of ADMIN_TOKEN as the services read it: a
@@ -184,120 +211,18 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
-type adminClient struct {
-	baseURL, token string
-	client         *http.Client
-}
-
-// do sends a request to the admin API and decodes a 2xx answer into out; it
-// returns the raw answer too. Any other status is an error carrying the
-// API's {"error": …}.
-func (c adminClient) do(ctx context.Context, method, path string, body any, out any) ([]byte, error) {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return nil, err
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(c.baseURL, "/")+path, rd)
-	if err != nil {
-		return nil, err
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	resp, err := c.client.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("%s %s: %w", method, path, err)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if err != nil {
-		return nil, fmt.Errorf("%s %s: read answer: %w", method, path, err)
-	}
-	if resp.StatusCode/100 != 2 {
-		var e struct {
-			Error string `json:"error"`
-		}
-		msg := strings.TrimSpace(string(raw))
-		if json.Unmarshal(raw, &e) == nil && e.Error != "" {
-			msg = e.Error
-		}
-		err := fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, msg)
-		if resp.StatusCode == http.StatusUnauthorized {
-			err = fmt.Errorf("%w (set ADMIN_TOKEN or --token)", err)
-		}
-		return nil, err
-	}
-	if err := json.Unmarshal(raw, out); err != nil {
-		return nil, fmt.Errorf("%s %s: decode answer: %w", method, path, err)
-	}
-	return raw, nil
-}
-
-func printRaw(w io.Writer, raw []byte, err error) error {
+// printJSON prints the API's answer v as indented JSON, unless err.
+func printJSON(w io.Writer, v any, err error) error {
 	if err != nil {
 		return err
 	}
-	var buf bytes.Buffer
-	if json.Indent(&buf, raw, "", "  ") != nil {
-		buf.Reset()
-		buf.Write(raw)
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
 	}
-	buf.WriteByte('\n')
-	_, err = w.Write(buf.Bytes())
+	_, err = fmt.Fprintf(w, "%s\n", b)
 	return err
 }
-
-// The API's answers, as far as the CLI prints them.
-type (
-	sagaAnswer struct {
-		ID          string            `json:"id"`
-		Type        string            `json:"type"`
-		Status      string            `json:"status"`
-		CurrentStep string            `json:"currentStep"`
-		StepStatus  map[string]string `json:"stepStatus"`
-		Attempt     int               `json:"attempt"`
-		Deadline    string            `json:"deadline"`
-		StatusSince string            `json:"statusSince"`
-		Version     int               `json:"version"`
-		CreatedAt   string            `json:"createdAt"`
-	}
-	listAnswer struct {
-		Sagas []sagaAnswer `json:"sagas"`
-		Next  string       `json:"next"`
-	}
-	detailAnswer struct {
-		Saga    sagaAnswer `json:"saga"`
-		OrderID int64      `json:"orderId"`
-		History []struct {
-			Version    int    `json:"version"`
-			At         string `json:"at"`
-			Step       string `json:"step"`
-			From       string `json:"from"`
-			To         string `json:"to"`
-			SagaStatus string `json:"sagaStatus"`
-			Attempt    int    `json:"attempt"`
-			Cause      struct {
-				Kind      string `json:"kind"`
-				EventID   string `json:"eventId"`
-				Topic     string `json:"topic"`
-				EventType string `json:"eventType"`
-				Actor     string `json:"actor"`
-				Action    string `json:"action"`
-				Reason    string `json:"reason"`
-			} `json:"cause"`
-		} `json:"history"`
-	}
-	actionAnswer struct {
-		Saga sagaAnswer `json:"saga"`
-	}
-)
 
 func orDash(s string) string {
 	if s == "" {
@@ -306,12 +231,22 @@ func orDash(s string) string {
 	return s
 }
 
-func printList(w io.Writer, l listAnswer, args []string) {
+// stamp prints a time as the API gives it: UTC, to the millisecond.
+func stamp(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z") }
+
+func deadline(t *time.Time) string {
+	if t == nil {
+		return "-"
+	}
+	return stamp(*t)
+}
+
+func printList(w io.Writer, l sagaapi.List, args []string) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tSTATUS\tSTEP\tSTEP STATUS\tATTEMPT\tDEADLINE\tCREATED")
+	fmt.Fprintln(tw, "ID\tTYPE\tSTATUS\tSTEP\tSTEP STATUS\tATTEMPT\tDEADLINE\tCREATED")
 	for _, s := range l.Sagas {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", s.ID, s.Status, s.CurrentStep, s.StepStatus[s.CurrentStep],
-			s.Attempt, orDash(s.Deadline), s.CreatedAt)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", s.ID, s.Type, s.Status, s.CurrentStep, s.StepStatus[s.CurrentStep],
+			s.Attempt, deadline(s.Deadline), stamp(s.CreatedAt))
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "%d sagas\n", len(l.Sagas))
@@ -335,14 +270,18 @@ func withoutAfter(args []string) []string {
 	return out
 }
 
-func printDetail(w io.Writer, d detailAnswer) {
+func printDetail(w io.Writer, d sagaapi.Detail) {
 	s := d.Saga
-	fmt.Fprintf(w, "saga     %s (%s), order %d\n", s.ID, s.Type, d.OrderID)
-	fmt.Fprintf(w, "status   %s since %s, version %d\n", s.Status, s.StatusSince, s.Version)
-	fmt.Fprintf(w, "waits    %s %s, attempt %d, deadline %s\n", s.CurrentStep, s.StepStatus[s.CurrentStep], s.Attempt, orDash(s.Deadline))
+	var order string
+	if o, ok := d.Extra["orderId"]; ok {
+		order = ", order " + string(o)
+	}
+	fmt.Fprintf(w, "saga     %s (%s)%s\n", s.ID, s.Type, order)
+	fmt.Fprintf(w, "status   %s since %s, version %d\n", s.Status, stamp(s.StatusSince), s.Version)
+	fmt.Fprintf(w, "waits    %s %s, attempt %d, deadline %s\n", s.CurrentStep, s.StepStatus[s.CurrentStep], s.Attempt, deadline(s.Deadline))
 	var steps []string
 	for name, st := range s.StepStatus {
-		steps = append(steps, name+"="+st)
+		steps = append(steps, name+"="+string(st))
 	}
 	slices.Sort(steps)
 	fmt.Fprintf(w, "steps    %s\n\n", strings.Join(steps, " "))
@@ -350,7 +289,7 @@ func printDetail(w io.Writer, d detailAnswer) {
 	fmt.Fprintln(tw, "VERSION\tAT\tSTEP\tCHANGE\tSAGA\tATTEMPT\tCAUSE")
 	for _, h := range d.History {
 		c := h.Cause
-		cause := c.Kind
+		cause := string(c.Kind)
 		switch c.Kind {
 		case "reply":
 			cause += fmt.Sprintf(" %s %s %s", c.Topic, c.EventType, c.EventID)
@@ -360,7 +299,7 @@ func printDetail(w io.Writer, d detailAnswer) {
 				cause += fmt.Sprintf(": %q", c.Reason)
 			}
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s → %s\t%s\t%d\t%s\n", h.Version, h.At, h.Step, orDash(h.From), h.To, h.SagaStatus, h.Attempt, cause)
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s → %s\t%s\t%d\t%s\n", h.Version, stamp(h.At), h.Step, orDash(string(h.From)), h.To, h.SagaStatus, h.Attempt, cause)
 	}
 	tw.Flush()
 }

@@ -21,10 +21,10 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/sagabox/sagabox/internal/pgcluster"
-	"github.com/sagabox/sagabox/internal/stack"
 	"github.com/sagabox/sagabox/internal/supervisor"
 	"github.com/sagabox/sagabox/migrations"
 	"github.com/sagabox/sagabox/pkg/relay"
+	"github.com/sagabox/sagabox/registry"
 )
 
 // upConfig is what `sagabox up` is told by its flags.
@@ -45,20 +45,25 @@ type upConfig struct {
 func parseUp(args []string, stderr io.Writer) (upConfig, error) {
 	fs := flag.NewFlagSet("up", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	c := upConfig{addrs: map[string]string{}, instances: map[string]int{"order": 1, "customer": 1, "payment": 1}}
+	c := upConfig{addrs: map[string]string{}, instances: map[string]int{}}
+	broker, _ := registry.Lookup("broker")
+	console, _ := registry.Lookup("console")
 	fs.StringVar(&c.dataDir, "data", ".data", "directory for Postgres, Kafka and run data")
 	fs.BoolVar(&c.fresh, "fresh", false, "delete the data directory first")
 	fs.IntVar(&c.pgPort, "pg-port", 54320, "Postgres port")
-	fs.IntVar(&c.kafkaPort, "kafka-port", 9092, "Kafka port")
+	fs.IntVar(&c.kafkaPort, "kafka-port", broker.Port, "Kafka port")
 	fs.StringVar(&c.connectors, "connectors", "debezium/connectors", "Debezium connector files the relay reads")
 	fs.StringVar(&c.jaegerBin, "jaeger", "bin/jaeger", "Jaeger binary (skipped when missing)")
 	fs.IntVar(&c.pprof, "pprof", 0, "serve each component's Go profiles on 127.0.0.1, from this port up (0: off)")
 	// Loopback by default: the services' APIs (payments, customers' limits)
 	// are not for the network; -order-addr :8080 opens one wider.
-	order := fs.String("order-addr", "127.0.0.1:8080", "order service listen address (instance k listens 10(k-1) ports higher)")
-	customer := fs.String("customer-addr", "127.0.0.1:8081", "customer service listen address")
-	payment := fs.String("payment-addr", "127.0.0.1:8082", "payment service listen address")
-	fs.StringVar(&c.console, "console-addr", "127.0.0.1:8070", "the console's (dashboard's) listen address")
+	addrs := map[string]*string{}
+	for _, svc := range registry.Services() {
+		c.instances[svc.Name] = svc.Instances
+		addrs[svc.Name] = fs.String(svc.Name+"-addr", "127.0.0.1:"+strconv.Itoa(svc.Port),
+			svc.Name+" service listen address (instance k listens 10(k-1) ports higher)")
+	}
+	fs.StringVar(&c.console, "console-addr", "127.0.0.1:"+strconv.Itoa(console.Port), "the console's (dashboard's) listen address")
 	fs.StringVar(&c.relayMetrics, "relay-metrics-addr", "127.0.0.1:9101", "the relay's /metrics listen address")
 	fs.StringVar(&c.brokerMetrics, "broker-metrics-addr", "127.0.0.1:9102", "the broker's /metrics listen address")
 	fs.Func("instances", "instances of a service, e.g. payment=2 (repeatable, or comma-separated)", func(v string) error {
@@ -66,7 +71,7 @@ func parseUp(args []string, stderr io.Writer) (upConfig, error) {
 			name, n, ok := strings.Cut(strings.TrimSpace(item), "=")
 			count, err := strconv.Atoi(n)
 			if _, known := c.instances[name]; !ok || !known || err != nil || count < 1 || count > 9 {
-				return fmt.Errorf("%q: want service=count, service one of order, customer, payment, count 1..9", item)
+				return fmt.Errorf("%q: want service=count, service one of %s, count 1..9", item, strings.Join(registry.ServiceNames(), ", "))
 			}
 			c.instances[name] = count
 		}
@@ -75,7 +80,9 @@ func parseUp(args []string, stderr io.Writer) (upConfig, error) {
 	if err := fs.Parse(args); err != nil {
 		return upConfig{}, err
 	}
-	c.addrs["order"], c.addrs["customer"], c.addrs["payment"] = *order, *customer, *payment
+	for name, addr := range addrs {
+		c.addrs[name] = *addr
+	}
 	return c, nil
 }
 
@@ -186,8 +193,9 @@ func up(ctx context.Context, args []string, getenv func(string) string, stdout, 
 	}
 	var urls []string
 	serviceURLs := map[string][]string{}
+	var participants []string // name=url,url of each participant, for the console
 	var banner strings.Builder
-	for _, svc := range stack.Services {
+	for _, svc := range registry.Services() {
 		for k := 1; k <= cfg.instances[svc.Name]; k++ {
 			addr, err := instanceAddr(cfg.addrs[svc.Name], k)
 			if err != nil {
@@ -206,12 +214,14 @@ func up(ctx context.Context, args []string, getenv func(string) string, stdout, 
 			serviceURLs[svc.Name] = append(serviceURLs[svc.Name], baseURL(addr))
 			fmt.Fprintf(&banner, "  %-17s %s\n", name, baseURL(addr))
 		}
+		if svc.Role == registry.Participant {
+			participants = append(participants, svc.Name+"="+strings.Join(serviceURLs[svc.Name], ","))
+		}
 	}
 	if err := start(supervisor.Spec{Name: "console", Args: []string{"console"}, Env: []string{
 		"HTTP_ADDR=" + cfg.console, "CONSOLE_TOKEN=" + consoleToken, "JAEGER_QUERY_URL=" + jaegerQuery,
 		"ORDER_URLS=" + strings.Join(serviceURLs["order"], ","),
-		"CUSTOMER_URLS=" + strings.Join(serviceURLs["customer"], ","),
-		"PAYMENT_URLS=" + strings.Join(serviceURLs["payment"], ","),
+		"PARTICIPANT_URLS=" + strings.Join(participants, ";"),
 	}}); err != nil {
 		return err
 	}
@@ -260,7 +270,7 @@ func prepareDatabases(ctx context.Context, pg *pgcluster.Cluster, connectors []r
 		}
 		dbURLs[c.DBName] = fmt.Sprintf("postgres://%s:%s@127.0.0.1:%d/%s?sslmode=disable", c.User, c.Password, pg.Port(), c.DBName)
 	}
-	for _, svc := range stack.Services {
+	for _, svc := range registry.Services() {
 		pool, err := pgxpool.New(ctx, dbURLs[svc.Database])
 		if err != nil {
 			return nil, fmt.Errorf("open %s: %w", svc.Database, err)

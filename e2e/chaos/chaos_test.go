@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/sagabox/sagabox/internal/testenv"
+	"github.com/sagabox/sagabox/registry"
 )
 
 // `make test` runs the short form (6 kills, 60 orders); `make chaos` the
@@ -41,7 +42,7 @@ const (
 // kill kinds: the components and whole-system failures a run draws from.
 func killKinds(instances int) []string {
 	kinds := []string{"relay", "broker", "postgres", "stack"}
-	for _, svc := range []string{"order", "customer", "payment"} {
+	for _, svc := range registry.ServiceNames() {
 		for k := 1; k <= instances; k++ {
 			kinds = append(kinds, fmt.Sprintf("%s-%d", svc, k))
 		}

@@ -2,6 +2,8 @@ package console
 
 import (
 	"fmt"
+
+	"github.com/sagabox/sagabox/pkg/saga/sagaapi"
 )
 
 // chartView is the overview's bar chart of sagas per bucket, drawn as SVG
@@ -30,7 +32,7 @@ type chartLabel struct {
 
 const chartPlot = 150.0 // plot height in SVG units; labels below
 
-func newChart(st *statsJSON) chartView {
+func newChart(st sagaapi.Stats) chartView {
 	c := chartView{Width: 600, Height: int(chartPlot) + 22}
 	n := len(st.Buckets)
 	if n == 0 {

@@ -12,10 +12,16 @@ import (
 // Config is the console's configuration, from its environment.
 type Config struct {
 	HTTPAddr string // HTTP_ADDR
-	// Base URLs of every instance of each service (ORDER_URLS,
-	// CUSTOMER_URLS, PAYMENT_URLS, comma-separated). Reads go to the first
-	// instance that answers; all of them are checked for health.
-	OrderURLs, CustomerURLs, PaymentURLs []string
+	// OrderURLs are the base URLs of every instance of the order service,
+	// the orchestrator (ORDER_URLS, comma-separated). A request goes to the
+	// first instance that can be reached; all of them are checked for
+	// health.
+	OrderURLs []string
+	// Participants are the participant services by name, each with the
+	// base URLs of its instances (PARTICIPANT_URLS:
+	// "customer=http://a:8081,http://b:8081;payment=http://c:8082"). The
+	// console asks each which steps it serves (GET /steps).
+	Participants []Participant
 	// Token is the admin bearer token the console reads the admin APIs
 	// with (CONSOLE_TOKEN; the sagas, their history, parked messages). The
 	// operator actions never use it: each asks for the operator's own
@@ -39,12 +45,12 @@ type Config struct {
 // with `make run`, and reports every invalid value at once.
 func LoadConfig(getenv func(string) string) (Config, error) {
 	c := Config{
-		HTTPAddr:     or(getenv("HTTP_ADDR"), "127.0.0.1:8070"),
-		OrderURLs:    []string{"http://localhost:8080"},
-		CustomerURLs: []string{"http://localhost:8081"},
-		PaymentURLs:  []string{"http://localhost:8082"},
-		Token:        strings.TrimSpace(getenv("CONSOLE_TOKEN")),
-		Hosts:        []string{"localhost", "127.0.0.1", "::1"},
+		HTTPAddr:  or(getenv("HTTP_ADDR"), "127.0.0.1:8070"),
+		OrderURLs: []string{"http://localhost:8080"},
+		Participants: []Participant{{Name: "customer", URLs: []string{"http://localhost:8081"}},
+			{Name: "payment", URLs: []string{"http://localhost:8082"}}},
+		Token: strings.TrimSpace(getenv("CONSOLE_TOKEN")),
+		Hosts: []string{"localhost", "127.0.0.1", "::1"},
 	}
 	var errs []error
 	if host, _, err := net.SplitHostPort(c.HTTPAddr); err == nil && host != "" && host != "0.0.0.0" && host != "::" &&
@@ -62,26 +68,22 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 			c.Hosts = append(c.Hosts, h)
 		}
 	}
-	for _, u := range []struct {
-		key string
-		dst *[]string
-	}{{"ORDER_URLS", &c.OrderURLs}, {"CUSTOMER_URLS", &c.CustomerURLs}, {"PAYMENT_URLS", &c.PaymentURLs}} {
-		v := getenv(u.key)
-		if v == "" {
-			continue
+	if v := getenv("ORDER_URLS"); v != "" {
+		var err error
+		if c.OrderURLs, err = urlList(v); err != nil {
+			errs = append(errs, fmt.Errorf("ORDER_URLS: %w", err))
 		}
-		*u.dst = nil
-		for item := range strings.SplitSeq(v, ",") {
-			if item = strings.TrimSpace(item); item == "" {
+	}
+	if v := getenv("PARTICIPANT_URLS"); v != "" {
+		c.Participants = nil
+		for item := range strings.SplitSeq(v, ";") {
+			name, list, ok := strings.Cut(strings.TrimSpace(item), "=")
+			urls, err := urlList(list)
+			if !ok || name == "" || err != nil {
+				errs = append(errs, fmt.Errorf("PARTICIPANT_URLS: %q: want name=url,url (%v)", item, err))
 				continue
 			}
-			if err := checkURL(item); err != nil {
-				errs = append(errs, fmt.Errorf("%s: %w", u.key, err))
-			}
-			*u.dst = append(*u.dst, strings.TrimRight(item, "/"))
-		}
-		if len(*u.dst) == 0 {
-			errs = append(errs, fmt.Errorf("%s: no URL", u.key))
+			c.Participants = append(c.Participants, Participant{Name: name, URLs: urls})
 		}
 	}
 	for _, u := range []struct {
@@ -96,6 +98,30 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		}
 	}
 	return c, errors.Join(errs...)
+}
+
+// Participant is a participant service and its instances.
+type Participant struct {
+	Name string
+	URLs []string
+}
+
+// urlList reads a comma-separated list of base URLs.
+func urlList(v string) ([]string, error) {
+	var out []string
+	for item := range strings.SplitSeq(v, ",") {
+		if item = strings.TrimSpace(item); item == "" {
+			continue
+		}
+		if err := checkURL(item); err != nil {
+			return nil, err
+		}
+		out = append(out, strings.TrimRight(item, "/"))
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no URL")
+	}
+	return out, nil
 }
 
 func checkURL(v string) error {

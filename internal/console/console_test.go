@@ -1,17 +1,12 @@
 package console
 
 import (
-	"context"
-	"encoding/json"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -56,53 +51,6 @@ func TestConsoleAnswersOnlyForItsHosts(t *testing.T) {
 	}
 	if _, err := LoadConfig(func(k string) string { return map[string]string{"CONSOLE_HOSTS": "http://x/"}[k] }); err == nil {
 		t.Error("a URL in CONSOLE_HOSTS was accepted")
-	}
-}
-
-// The console fails over to another instance only when it could not
-// connect: a request that may have reached an instance (a timeout) is not
-// sent again elsewhere, where it would place a second order.
-func TestConsoleFailsOverOnlyWhenItCannotConnect(t *testing.T) {
-	t.Parallel()
-	var second atomic.Int32
-	ok := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		second.Add(1)
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(map[string]any{"orderId": 1, "key": r.Header.Get("Idempotency-Key")})
-	}))
-	defer ok.Close()
-	release := make(chan struct{})
-	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-release:
-		case <-r.Context().Done():
-		}
-	}))
-	defer slow.Close()
-	defer close(release)
-	// A port nothing listens on: the connection is refused.
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	refused := "http://" + l.Addr().String()
-	l.Close()
-
-	client := &http.Client{Timeout: 300 * time.Millisecond}
-	var out map[string]any
-	u := upstream{name: "order", urls: []string{refused, ok.URL}, http: client}
-	if err := u.call(context.Background(), http.MethodPost, "/orders", "", map[string]int{}, &out, header{"Idempotency-Key", "k1"}); err != nil {
-		t.Fatalf("refused, then up: %v", err)
-	}
-	if second.Load() != 1 || out["key"] != "k1" {
-		t.Errorf("the second instance got %d calls, key %v; want 1 with the key", second.Load(), out["key"])
-	}
-	u = upstream{name: "order", urls: []string{slow.URL, ok.URL}, http: client}
-	if err := u.call(context.Background(), http.MethodPost, "/orders", "", map[string]int{}, &out); err == nil {
-		t.Fatal("a timed-out request reported success")
-	}
-	if second.Load() != 1 {
-		t.Errorf("a request that timed out on one instance was sent to another (%d calls)", second.Load())
 	}
 }
 

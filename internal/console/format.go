@@ -19,7 +19,7 @@ var funcs = template.FuncMap{
 	"cents":  cents,
 	"bytes":  byteSize,
 	"ms":     func(v float64) string { return fmt.Sprintf("%.1f ms", v) },
-	"short":  func(id string) string { return id[:min(8, len(id))] },
+	"short":  func(id any) string { s := fmt.Sprint(id); return s[:min(8, len(s))] },
 	"card":   func(last4 string) string { return "•••• " + last4 },
 	"last4":  func(card string) string { return card[max(0, len(card)-4):] },
 	"pretty": pretty,

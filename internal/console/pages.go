@@ -15,8 +15,9 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/google/uuid"
 
+	"github.com/sagabox/sagabox/api"
 	"github.com/sagabox/sagabox/internal/tracecli"
-	"github.com/sagabox/sagabox/pkg/participant"
+	"github.com/sagabox/sagabox/pkg/saga/sagaapi"
 )
 
 // serviceView is one service on the overview: its instances' health and
@@ -24,12 +25,18 @@ import (
 type serviceView struct {
 	Name      string
 	Health    []instanceHealth
-	Messaging *messagingJSON
+	Messaging *api.Messaging
 	Err       string
 }
 
+// statsView is the saga statistics as the overview shows them.
+type statsView struct {
+	sagaapi.Stats
+	Now map[string]int64 // per status
+}
+
 type overviewData struct {
-	Stats      *statsJSON
+	Stats      *statsView
 	StatsErr   string
 	Chart      chartView
 	Throughput float64 // sagas ended per minute over the window
@@ -41,24 +48,27 @@ func (s *Server) overview(w http.ResponseWriter, r *http.Request) {
 	d := overviewData{}
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		var st statsJSON
-		if err := s.order.call(ctx, http.MethodGet, "/admin/sagas/stats?window=15m&bucket=1m", s.cfg.Token, nil, &st); err != nil {
+		st, err := s.order.SagaStats(ctx, url.Values{"window": {"15m"}, "bucket": {"1m"}})
+		if err != nil {
 			d.StatsErr = s.failed(ctx, "order", err)
 			return
 		}
-		d.Stats, d.Chart = &st, newChart(&st)
+		v := statsView{Stats: st, Now: map[string]int64{}}
+		for k, n := range st.Now {
+			v.Now[string(k)] = n
+		}
+		d.Stats, d.Chart = &v, newChart(st)
 		if win, err := time.ParseDuration(st.Window); err == nil && win > 0 {
 			d.Throughput = float64(st.Ended) / win.Minutes()
 		}
 	})
-	ups := []upstream{s.order, s.customer, s.payment}
-	d.Services = make([]serviceView, len(ups))
-	for i, u := range ups {
+	svcs := s.services()
+	d.Services = make([]serviceView, len(svcs))
+	for i, c := range svcs {
 		wg.Go(func() {
-			v := serviceView{Name: u.name, Health: u.health(ctx)}
-			var m messagingJSON
-			if err := u.call(ctx, http.MethodGet, "/admin/messaging", s.cfg.Token, nil, &m); err != nil {
-				v.Err = s.failed(ctx, u.name, err)
+			v := serviceView{Name: c.Name, Health: health(ctx, c)}
+			if m, err := c.Messaging(ctx); err != nil {
+				v.Err = s.failed(ctx, c.Name, err)
 			} else {
 				v.Messaging = &m
 			}
@@ -69,39 +79,57 @@ func (s *Server) overview(w http.ResponseWriter, r *http.Request) {
 	s.render(w, r, http.StatusOK, "overview", page{Title: "Overview", Nav: "overview", Data: d})
 }
 
-// sagaRow is one saga of the list.
+// sagaRow is one saga as the pages show it.
 type sagaRow struct {
-	sagaJSON
-	OrderID, CustomerID int64
-	Steps               []stepBadge
-	Stuck               bool
+	ID, Type, Status, CurrentStep   string
+	Attempt, Version                int
+	Deadline                        *time.Time
+	StatusSince, CreatedAt, Updated time.Time
+	UpdatedAt                       time.Time
+	Payload                         json.RawMessage
+	OrderID, CustomerID             int64
+	Steps                           []stepBadge
+	Stuck                           bool
 }
 
 type stepBadge struct{ Name, Status string }
 
-func newSagaRow(sg sagaJSON) sagaRow {
-	row := sagaRow{sagaJSON: sg, OrderID: payloadInt(sg.Payload, "order-id"), CustomerID: payloadInt(sg.Payload, "customer-id")}
-	row.Steps = stepBadges(sg)
-	row.Stuck = sg.Deadline != nil && sg.Deadline.Before(time.Now())
-	return row
-}
-
-// stepBadges lists a saga's steps in the saga's order: the definition's
-// order is not in the API, so by the order they start, which for
-// order-placement is credit-approval, payment.
-func stepBadges(sg sagaJSON) []stepBadge {
-	var out []stepBadge
+// newSagaRow shows sg, its steps in the order of its type's definition
+// (steps: the saga types' steps, from the order service).
+func newSagaRow(sg sagaapi.Saga, steps map[string][]string) sagaRow {
+	row := sagaRow{ID: sg.ID.String(), Type: sg.Type, Status: string(sg.Status), CurrentStep: sg.CurrentStep,
+		Attempt: sg.Attempt, Version: sg.Version, Deadline: sg.Deadline, StatusSince: sg.StatusSince,
+		CreatedAt: sg.CreatedAt, UpdatedAt: sg.UpdatedAt, Payload: sg.Payload,
+		OrderID: payloadInt(sg.Payload, "order-id"), CustomerID: payloadInt(sg.Payload, "customer-id")}
 	for name, st := range sg.StepStatus {
-		out = append(out, stepBadge{Name: name, Status: st})
+		row.Steps = append(row.Steps, stepBadge{Name: name, Status: string(st)})
 	}
-	order := []string{"credit-approval", "payment"}
-	slices.SortFunc(out, func(a, b stepBadge) int {
+	order := steps[sg.Type]
+	slices.SortFunc(row.Steps, func(a, b stepBadge) int {
 		ia, ib := slices.Index(order, a.Name), slices.Index(order, b.Name)
 		if ia != ib {
 			return ia - ib
 		}
 		return strings.Compare(a.Name, b.Name)
 	})
+	row.Stuck = sg.Deadline != nil && sg.Deadline.Before(time.Now())
+	return row
+}
+
+// sagaSteps returns each saga type's steps in order, as the order service
+// runs them; empty when it cannot say (the pages then sort by name).
+func (s *Server) sagaSteps(ctx context.Context) map[string][]string {
+	out := map[string][]string{}
+	types, err := s.order.SagaTypes(ctx)
+	if err != nil {
+		s.failed(ctx, "order", err)
+		return out
+	}
+	for _, t := range types {
+		for _, st := range t.Steps {
+			out[t.Type] = append(out[t.Type], st.Name)
+		}
+	}
 	return out
 }
 
@@ -111,11 +139,12 @@ type listData struct {
 	Sagas    []sagaRow
 	Next     string
 	Statuses []string
+	Types    []string
 	Steps    []string
 	Ages     []string
 }
 
-var listFilters = []string{"status", "step", "older_than", "newer_than", "customer", "order", "stuck", "after"}
+var listFilters = []string{"status", "type", "step", "older_than", "newer_than", "customer", "order", "stuck", "after"}
 
 func (s *Server) sagaList(w http.ResponseWriter, r *http.Request) {
 	in := r.URL.Query()
@@ -125,19 +154,29 @@ func (s *Server) sagaList(w http.ResponseWriter, r *http.Request) {
 			f.Set(k, v)
 		}
 	}
+	steps := s.sagaSteps(r.Context())
 	d := listData{Filter: f, Query: f.Encode(), Statuses: []string{"STARTED", "SUCCEEDED", "ABORTING", "ABORTED"},
-		Steps: []string{"credit-approval", "payment"}, Ages: []string{"1m", "5m", "15m", "1h", "24h"}}
+		Ages: []string{"1m", "5m", "15m", "1h", "24h"}}
+	for t, ss := range steps {
+		d.Types = append(d.Types, t)
+		for _, st := range ss {
+			if !slices.Contains(d.Steps, st) {
+				d.Steps = append(d.Steps, st)
+			}
+		}
+	}
+	slices.Sort(d.Types)
 	q := url.Values{"limit": {"100"}}
 	for k, v := range f {
 		q[k] = v
 	}
-	var list sagaListJSON
 	p := page{Title: "Sagas", Nav: "sagas", Data: &d}
-	if err := s.order.call(r.Context(), http.MethodGet, "/admin/sagas?"+q.Encode(), s.cfg.Token, nil, &list); err != nil {
+	list, err := s.order.Sagas(r.Context(), q)
+	if err != nil {
 		p.Error = s.failed(r.Context(), "order", err)
 	}
 	for _, sg := range list.Sagas {
-		d.Sagas = append(d.Sagas, newSagaRow(sg))
+		d.Sagas = append(d.Sagas, newSagaRow(sg, steps))
 	}
 	d.Next = list.Next
 	s.render(w, r, http.StatusOK, "sagas", p)
@@ -145,102 +184,153 @@ func (s *Server) sagaList(w http.ResponseWriter, r *http.Request) {
 
 // historyRow is one transition of the saga's timeline.
 type historyRow struct {
-	historyJSON
-	OffsetMs  float64 // since the saga started
-	CauseText string
+	Version                    int
+	At                         time.Time
+	Step, From, To, SagaStatus string
+	Cause                      struct{ Kind string }
+	OffsetMs                   float64 // since the saga started
+	CauseText                  string
 }
 
+// stepSide is what the participant serving a step did for the saga.
+type stepSide struct {
+	Step, Service string
+	Status        string
+	Fields        []field // its record
+	UpdatedAt     time.Time
+	Err           string
+}
+
+type field struct{ Name, Value string }
+
 type sagaData struct {
-	Saga        sagaRow
-	OrderID     int64
-	History     []historyRow
-	Done        bool
-	Order       *orderJSON
-	OrderErr    string
-	Customer    *customerJSON
-	Allocation  *allocationJSON
-	AllocErr    string
-	Payments    []paymentJSON
-	PaymentsErr string
-	Payload     string
+	Saga     sagaRow
+	OrderID  int64
+	History  []historyRow
+	Done     bool
+	Order    *api.Order
+	OrderErr string
+	Sides    []stepSide
+	Payload  string
 	// Compensating is the step an operator may mark compensated by hand.
 	Compensating string
 }
 
 func (s *Server) sagaPage(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	id := chi.URLParam(r, "id")
-	if _, err := uuid.Parse(id); err != nil {
-		s.render(w, r, http.StatusBadRequest, "overview", page{Title: "Bad saga id", Error: "Not a saga id: " + id})
+	id, err := uuid.Parse(chi.URLParam(r, "id"))
+	if err != nil {
+		s.render(w, r, http.StatusBadRequest, "overview", page{Title: "Bad saga id", Error: "Not a saga id: " + chi.URLParam(r, "id")})
 		return
 	}
-	var detail sagaDetailJSON
-	if err := s.order.call(ctx, http.MethodGet, "/admin/sagas/"+id, s.cfg.Token, nil, &detail); err != nil {
-		code := statusOf(err)
+	detail, err := s.order.Saga(ctx, id)
+	if err != nil {
+		code := api.StatusOf(err)
 		if code == 0 || code >= 500 {
 			code = http.StatusBadGateway
 		}
-		s.render(w, r, code, "overview", page{Title: "Saga " + id, Error: s.failed(ctx, "order", err)})
+		s.render(w, r, code, "overview", page{Title: "Saga " + id.String(), Error: s.failed(ctx, "order", err)})
 		return
 	}
-	d := sagaData{Saga: newSagaRow(detail.Saga), OrderID: detail.OrderID, Payload: pretty(detail.Saga.Payload)}
-	d.Done = detail.Saga.Status == "SUCCEEDED" || detail.Saga.Status == "ABORTED"
+	steps := s.sagaSteps(ctx)
+	d := sagaData{Saga: newSagaRow(detail.Saga, steps), Payload: pretty(detail.Saga.Payload)}
+	_ = json.Unmarshal(detail.Extra["orderId"], &d.OrderID)
+	d.Done = d.Saga.Status == "SUCCEEDED" || d.Saga.Status == "ABORTED"
 	for _, st := range d.Saga.Steps {
 		if st.Status == "COMPENSATING" {
 			d.Compensating = st.Name
 		}
 	}
 	for _, h := range detail.History {
-		d.History = append(d.History, historyRow{historyJSON: h, CauseText: causeText(h),
-			OffsetMs: float64(h.At.Sub(detail.Saga.CreatedAt).Microseconds()) / 1000})
+		row := historyRow{Version: h.Version, At: h.At, Step: h.Step, From: string(h.From), To: string(h.To),
+			SagaStatus: string(h.SagaStatus), CauseText: causeText(h),
+			OffsetMs: float64(h.At.Sub(detail.Saga.CreatedAt).Microseconds()) / 1000}
+		row.Cause.Kind = string(h.Cause.Kind)
+		d.History = append(d.History, row)
 	}
-	s.participants(ctx, id, &d)
-	s.render(w, r, http.StatusOK, "saga", page{Title: "Saga " + id[:8], Nav: "sagas", Data: d})
+	s.sides(ctx, id, &d)
+	s.render(w, r, http.StatusOK, "saga", page{Title: "Saga " + id.String()[:8], Nav: "sagas", Data: d})
 }
 
-// participants reads the saga's three sides at once: the order, the credit
-// allocation and the payments.
-func (s *Server) participants(ctx context.Context, id string, d *sagaData) {
+// sides reads the saga's sides at once: its order, and what the
+// participant of each of its steps did for it.
+func (s *Server) sides(ctx context.Context, id uuid.UUID, d *sagaData) {
+	var wg sync.WaitGroup
 	if d.OrderID == 0 {
 		d.OrderErr = "no order for this saga"
-		return
+	} else {
+		wg.Go(func() {
+			o, err := s.order.Order(ctx, d.OrderID)
+			if err != nil {
+				d.OrderErr = s.failed(ctx, "order", err)
+				return
+			}
+			d.Order = &o
+		})
 	}
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		var o orderJSON
-		if err := s.order.call(ctx, http.MethodGet, fmt.Sprintf("/orders/%d", d.OrderID), "", nil, &o); err != nil {
-			d.OrderErr = s.failed(ctx, "order", err)
-			return
-		}
-		d.Order = &o
-		var c customerJSON
-		if err := s.customer.call(ctx, http.MethodGet, fmt.Sprintf("/customers/%d", o.CustomerID), "", nil, &c); err == nil {
-			d.Customer = &c
-		}
-	})
-	wg.Go(func() {
-		var rec participant.Record
-		switch err := s.customer.call(ctx, http.MethodGet, "/steps/credit-approval/"+id, "", nil, &rec); {
-		case statusOf(err) == http.StatusNotFound:
-			d.AllocErr = "nothing asked of the customer service yet"
-		case err != nil:
-			d.AllocErr = s.failed(ctx, "customer", err)
-		default:
-			a := allocationJSON{Status: rec.Status, CreatedAt: rec.CreatedAt, UpdatedAt: rec.UpdatedAt}
-			_ = json.Unmarshal(rec.Record, &a) // a CANCELLED marker has no record
-			d.Allocation = &a
-		}
-	})
-	wg.Go(func() {
-		if err := s.payment.call(ctx, http.MethodGet, fmt.Sprintf("/payments?orderId=%d", d.OrderID), "", nil, &d.Payments); err != nil {
-			d.PaymentsErr = s.failed(ctx, "payment", err)
-		}
-	})
+	d.Sides = make([]stepSide, len(d.Saga.Steps))
+	for i, st := range d.Saga.Steps {
+		wg.Go(func() {
+			side := stepSide{Step: st.Name}
+			defer func() { d.Sides[i] = side }()
+			c, ok := s.owner(ctx, st.Name)
+			if !ok {
+				side.Err = "no participant serving this step answers"
+				return
+			}
+			side.Service = c.Name
+			rec, err := c.StepRecord(ctx, st.Name, id)
+			switch {
+			case api.StatusOf(err) == http.StatusNotFound:
+				side.Err = "nothing asked of the " + c.Name + " service yet"
+			case err != nil:
+				side.Err = s.failed(ctx, c.Name, err)
+			default:
+				side.Status, side.UpdatedAt, side.Fields = rec.Status, rec.UpdatedAt, recordFields(rec.Record)
+			}
+		})
+	}
 	wg.Wait()
 }
 
+// recordFields shows a step's record: amounts (fields named so) as money,
+// card fields masked, in the record's field order.
+func recordFields(raw json.RawMessage) []field {
+	var out []field
+	dec := json.NewDecoder(strings.NewReader(string(raw)))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return nil
+	}
+	for dec.More() {
+		k, err := dec.Token()
+		if err != nil {
+			return out
+		}
+		var v any
+		if err := dec.Decode(&v); err != nil {
+			return out
+		}
+		name := fmt.Sprint(k)
+		value := fmt.Sprint(v)
+		switch n := strings.ToLower(name); {
+		case strings.Contains(n, "card"):
+			value = "•••• " + value[max(0, len(value)-4):]
+		case strings.Contains(n, "amount"):
+			if f, ok := v.(float64); ok {
+				value = cents(int64(f))
+			}
+		default:
+			if f, ok := v.(float64); ok {
+				value = fmt.Sprint(int64(f))
+			}
+		}
+		out = append(out, field{Name: name, Value: value})
+	}
+	return out
+}
+
 // causeText says in words what made a transition.
-func causeText(h historyJSON) string {
+func causeText(h sagaapi.History) string {
 	c := h.Cause
 	switch c.Kind {
 	case "start":
@@ -258,7 +348,7 @@ func causeText(h historyJSON) string {
 		}
 		return text
 	}
-	return c.Kind
+	return string(c.Kind)
 }
 
 // sagaTrace serves the trace panel of a saga page: the trace of the order's
@@ -307,23 +397,24 @@ func (s *Server) findTrace(ctx context.Context, sagaID string) (tracecli.Trace, 
 // sagaAction carries out an operator action with the operator's own token,
 // typed into the confirmation dialog, and comes back to the saga page.
 func (s *Server) sagaAction(w http.ResponseWriter, r *http.Request) {
-	id, action := chi.URLParam(r, "id"), chi.URLParam(r, "action")
-	back := "/sagas/" + url.PathEscape(id)
-	if _, err := uuid.Parse(id); err != nil {
+	action := chi.URLParam(r, "action")
+	id, err := uuid.Parse(chi.URLParam(r, "id"))
+	if err != nil {
 		redirect(w, r, "/sagas", "error", "not a saga id")
 		return
 	}
+	back := "/sagas/" + id.String()
 	token := strings.TrimSpace(r.PostFormValue("token"))
 	if token == "" {
 		redirect(w, r, back, "error", action+": the admin token is required")
 		return
 	}
-	body := map[string]string{"reason": trimReason(r.PostFormValue("reason"))}
-	if action == "compensate" {
-		body["step"] = r.PostFormValue("step")
+	req := sagaapi.ActionRequest{Reason: trimReason(r.PostFormValue("reason"))}
+	if action == sagaapi.ActionCompensate {
+		req.Step = r.PostFormValue("step")
 	}
-	var out struct{ Saga sagaJSON }
-	if err := s.order.call(r.Context(), http.MethodPost, "/admin/sagas/"+id+"/"+action, token, body, &out); err != nil {
+	out, err := as(s.order, token).SagaAction(r.Context(), id, action, req)
+	if err != nil {
 		redirect(w, r, back, "error", action+" refused: "+s.failed(r.Context(), "order", err))
 		return
 	}
@@ -332,21 +423,21 @@ func (s *Server) sagaAction(w http.ResponseWriter, r *http.Request) {
 
 type parkedService struct {
 	Name   string
-	Parked []parkedJSON
+	Parked []api.ParkedMessage
 	Err    string
 }
 
 func (s *Server) parkedPage(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	ups := []upstream{s.order, s.customer, s.payment}
-	out := make([]parkedService, len(ups))
+	svcs := s.services()
+	out := make([]parkedService, len(svcs))
 	var wg sync.WaitGroup
-	for i, u := range ups {
+	for i, c := range svcs {
 		wg.Go(func() {
-			var l parkedListJSON
-			ps := parkedService{Name: u.name}
-			if err := u.call(ctx, http.MethodGet, "/admin/parked?status=all&limit=200", s.cfg.Token, nil, &l); err != nil {
-				ps.Err = s.failed(ctx, u.name, err)
+			ps := parkedService{Name: c.Name}
+			l, err := c.Parked(ctx, url.Values{"status": {"all"}, "limit": {"200"}})
+			if err != nil {
+				ps.Err = s.failed(ctx, c.Name, err)
 			}
 			for _, p := range l.Parked {
 				p.Value = pretty([]byte(p.Value))
@@ -362,15 +453,8 @@ func (s *Server) parkedPage(w http.ResponseWriter, r *http.Request) {
 // replayParked replays one parked message, or all of a service's, with the
 // operator's token.
 func (s *Server) replayParked(w http.ResponseWriter, r *http.Request) {
-	var u upstream
-	switch chi.URLParam(r, "service") {
-	case "order":
-		u = s.order
-	case "customer":
-		u = s.customer
-	case "payment":
-		u = s.payment
-	default:
+	c, ok := s.service(chi.URLParam(r, "service"))
+	if !ok {
 		redirect(w, r, "/parked", "error", "no such service")
 		return
 	}
@@ -379,14 +463,19 @@ func (s *Server) replayParked(w http.ResponseWriter, r *http.Request) {
 		redirect(w, r, "/parked", "error", "replay: the admin token is required")
 		return
 	}
-	path := "/admin/parked/replay"
+	reason := trimReason(r.PostFormValue("reason"))
+	var err error
 	if pid := chi.URLParam(r, "pid"); pid != "" {
-		path = "/admin/parked/" + url.PathEscape(pid) + "/replay"
+		var id int64
+		if _, err = fmt.Sscan(pid, &id); err == nil {
+			_, err = as(c, token).ReplayParked(r.Context(), id, reason)
+		}
+	} else {
+		_, err = as(c, token).ReplayAllParked(r.Context(), reason)
 	}
-	body := map[string]string{"reason": trimReason(r.PostFormValue("reason"))}
-	if err := u.call(r.Context(), http.MethodPost, path, token, body, nil); err != nil {
-		redirect(w, r, "/parked", "error", "replay refused: "+s.failed(r.Context(), u.name, err))
+	if err != nil {
+		redirect(w, r, "/parked", "error", "replay refused: "+s.failed(r.Context(), c.Name, err))
 		return
 	}
-	redirect(w, r, "/parked", "done", "replayed on the "+u.name+" service")
+	redirect(w, r, "/parked", "done", "replayed on the "+c.Name+" service")
 }

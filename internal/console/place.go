@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/sagabox/sagabox/api"
 	"github.com/sagabox/sagabox/requests"
 )
 
@@ -62,29 +63,29 @@ func (s *Server) placePage(w http.ResponseWriter, r *http.Request) {
 // placeOrder sends the form to the order service's POST /orders, with the
 // form's idempotency key, and goes to the new saga's page.
 func (s *Server) placeOrder(w http.ResponseWriter, r *http.Request) {
-	body := map[string]any{}
 	var errs []string
 	key, err := uuid.Parse(r.PostFormValue("idempotencyKey"))
 	if err != nil {
 		errs = append(errs, "the form has no idempotency key: reload the page")
 	}
-	for _, f := range []string{"itemId", "quantity", "customerId", "paymentDue"} {
+	num := func(f string) *int64 {
 		n, err := strconv.ParseInt(strings.TrimSpace(r.PostFormValue(f)), 10, 64)
 		if err != nil {
 			errs = append(errs, f+" must be a whole number")
 		}
-		body[f] = n
+		return &n
 	}
-	body["creditCardNo"] = strings.TrimSpace(r.PostFormValue("creditCardNo"))
+	card := strings.TrimSpace(r.PostFormValue("creditCardNo"))
+	body := api.PlaceOrder{ItemID: num("itemId"), Quantity: num("quantity"), CustomerID: num("customerId"),
+		PaymentDue: num("paymentDue"), CreditCardNo: &card}
 	if len(errs) > 0 {
 		redirect(w, r, "/place", "error", strings.Join(errs, "; "))
 		return
 	}
-	var placed placedJSON
-	if err := s.order.call(r.Context(), http.MethodPost, "/orders", "", body, &placed,
-		header{"Idempotency-Key", key.String()}); err != nil {
+	placed, _, err := s.order.PlaceOrder(r.Context(), body, key.String())
+	if err != nil {
 		redirect(w, r, "/place", "error", "order refused: "+s.failed(r.Context(), "order", err))
 		return
 	}
-	redirect(w, r, "/sagas/"+placed.SagaID, "done", fmt.Sprintf("order %d placed", placed.OrderID))
+	redirect(w, r, "/sagas/"+placed.SagaID.String(), "done", fmt.Sprintf("order %d placed", placed.OrderID))
 }

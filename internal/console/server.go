@@ -24,6 +24,7 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/sagabox/sagabox/api"
 	"github.com/sagabox/sagabox/internal/metrics"
 	"github.com/sagabox/sagabox/internal/platform"
 )
@@ -33,14 +34,14 @@ var assets embed.FS
 
 // Server is the console's HTTP handler.
 type Server struct {
-	cfg      Config
-	log      *slog.Logger
-	order    upstream
-	customer upstream
-	payment  upstream
-	jaeger   *http.Client
-	pages    map[string]*template.Template
-	failures *prometheus.CounterVec
+	cfg          Config
+	log          *slog.Logger
+	order        api.Client
+	participants []api.Client
+	steps        stepOwners
+	jaeger       *http.Client
+	pages        map[string]*template.Template
+	failures     *prometheus.CounterVec
 }
 
 // New builds the console over cfg; reg receives its metrics.
@@ -48,14 +49,16 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Server, erro
 	client := &http.Client{Timeout: 3 * time.Second}
 	s := &Server{
 		cfg: cfg, log: log, jaeger: client,
-		order:    upstream{name: "order", urls: cfg.OrderURLs, http: client},
-		customer: upstream{name: "customer", urls: cfg.CustomerURLs, http: client},
-		payment:  upstream{name: "payment", urls: cfg.PaymentURLs, http: client},
-		pages:    map[string]*template.Template{},
+		order: api.Client{Name: "order", URLs: cfg.OrderURLs, Token: cfg.Token, HTTP: client},
+		steps: stepOwners{owners: map[string]int{}},
+		pages: map[string]*template.Template{},
 		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: metrics.Namespace, Name: "console_upstream_failures_total",
 			Help: "Calls of the console to a service or Jaeger that failed (unreachable or 5xx).",
 		}, []string{"upstream"}),
+	}
+	for _, p := range cfg.Participants {
+		s.participants = append(s.participants, api.Client{Name: p.Name, URLs: p.URLs, Token: cfg.Token, HTTP: client})
 	}
 	reg.MustRegister(s.failures)
 	for _, page := range []string{"overview", "sagas", "saga", "parked", "place"} {
@@ -162,9 +165,29 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, code int, name s
 	}
 }
 
+// services are the order service, then the participants.
+func (s *Server) services() []api.Client { return append([]api.Client{s.order}, s.participants...) }
+
+// service returns the service called name.
+func (s *Server) service(name string) (api.Client, bool) {
+	for _, c := range s.services() {
+		if c.Name == name {
+			return c, true
+		}
+	}
+	return api.Client{}, false
+}
+
+// as returns c calling with the operator's own token instead of the
+// console's.
+func as(c api.Client, token string) api.Client {
+	c.Token = token
+	return c
+}
+
 // failed counts and logs an upstream failure, and returns what to show.
 func (s *Server) failed(ctx context.Context, upstream string, err error) string {
-	if code := statusOf(err); code == 0 || code >= 500 {
+	if code := api.StatusOf(err); code == 0 || code >= 500 {
 		s.failures.WithLabelValues(upstream).Inc()
 		s.log.WarnContext(ctx, "upstream call failed", "upstream", upstream, "err", err)
 	}
@@ -197,8 +220,7 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	if err != nil {
 		return err
 	}
-	log.InfoContext(ctx, "console starting", "orders", cfg.OrderURLs, "customers", cfg.CustomerURLs,
-		"payments", cfg.PaymentURLs, "jaeger", cfg.JaegerQueryURL)
+	log.InfoContext(ctx, "console starting", "orders", cfg.OrderURLs, "participants", cfg.Participants, "jaeger", cfg.JaegerQueryURL)
 	return Serve(ctx, cfg, srv.Routes(metrics.Handler(reg)), log)
 }
 

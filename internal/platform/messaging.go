@@ -6,6 +6,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/sagabox/sagabox/api"
 	"github.com/sagabox/sagabox/pkg/consumer"
 	"github.com/sagabox/sagabox/pkg/outbox"
 )
@@ -25,12 +26,6 @@ type MessagingAPI struct {
 	Log    *slog.Logger
 }
 
-type messagingResponse struct {
-	Outbox outbox.Backlog `json:"outbox"`
-	Parked int64          `json:"parked"`
-	Slots  []outbox.Slot  `json:"slots"`
-}
-
 // Routes returns the router of the API, to be mounted at /admin/messaging.
 func (a MessagingAPI) Routes() http.Handler {
 	r := adminRouter(a.Tokens, a.Log)
@@ -44,7 +39,7 @@ func (a MessagingAPI) status(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var (
-		resp messagingResponse
+		resp api.Messaging
 		err  error
 	)
 	if resp.Outbox, err = outbox.ReadBacklog(r.Context(), a.Pool); err == nil {

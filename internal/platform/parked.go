@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/sagabox/sagabox/api"
 	"github.com/sagabox/sagabox/pkg/consumer"
 	"github.com/sagabox/sagabox/pkg/outbox"
 )
@@ -103,10 +104,7 @@ func (a ParkedAPI) list(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, http.StatusInternalServerError, "internal error")
 		return
 	}
-	out := struct {
-		Parked []parkedView `json:"parked"`
-		Next   string       `json:"next,omitempty"`
-	}{Parked: make([]parkedView, len(ps))}
+	out := api.ParkedList{Parked: make([]api.ParkedMessage, len(ps))}
 	for i, p := range ps {
 		out.Parked[i] = viewParked(p)
 	}
@@ -116,23 +114,15 @@ func (a ParkedAPI) list(w http.ResponseWriter, r *http.Request) {
 	WriteJSON(w, http.StatusOK, out)
 }
 
-// parkedView is a parked message as the API shows it: the value as text
-// when it is valid UTF-8 (JSON here), base64 otherwise.
-type parkedView struct {
-	consumer.Parked
-	Value string `json:"value"`
+// viewParked is a parked message as the API shows it: the value as text
+// (JSON, for this system's messages; bytes that are not UTF-8 show as
+// U+FFFD).
+func viewParked(p consumer.Parked) api.ParkedMessage {
+	return api.ParkedMessage{Parked: p, Value: string(p.Value)}
 }
 
-func viewParked(p consumer.Parked) parkedView {
-	return parkedView{Parked: p, Value: string(p.Value)}
-}
-
-type replayRequest struct {
-	Reason string `json:"reason"`
-}
-
-func decodeReplay(w http.ResponseWriter, r *http.Request) (replayRequest, bool) {
-	var req replayRequest
+func decodeReplay(w http.ResponseWriter, r *http.Request) (api.Reason, bool) {
+	var req api.Reason
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxAdminBody))
 	dec.DisallowUnknownFields()
 	err := dec.Decode(&req)
@@ -191,16 +181,7 @@ func (a ParkedAPI) replayAll(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	type result struct {
-		ID      int64  `json:"id"`
-		Outcome string `json:"outcome,omitempty"`
-		Error   string `json:"error,omitempty"`
-	}
-	var out struct {
-		Replayed []result `json:"replayed"`
-		Failed   []result `json:"failed"`
-	}
-	out.Replayed, out.Failed = []result{}, []result{}
+	out := api.ReplayAll{Replayed: []api.ReplayResult{}, Failed: []api.ReplayResult{}}
 	var after int64
 	for {
 		ps, err := consumer.ListParked(r.Context(), a.Pool, consumer.ParkedFilter{Status: consumer.ParkedWaiting, After: after, Limit: consumer.MaxParkedPage})
@@ -215,9 +196,9 @@ func (a ParkedAPI) replayAll(w http.ResponseWriter, r *http.Request) {
 			switch {
 			case errors.Is(err, consumer.ErrReplayed): // replayed meanwhile by someone else
 			case err != nil:
-				out.Failed = append(out.Failed, result{ID: p.ID, Error: err.Error()})
+				out.Failed = append(out.Failed, api.ReplayResult{ID: p.ID, Error: err.Error()})
 			default:
-				out.Replayed = append(out.Replayed, result{ID: p.ID, Outcome: done.ReplayOutcome})
+				out.Replayed = append(out.Replayed, api.ReplayResult{ID: p.ID, Outcome: done.ReplayOutcome})
 			}
 		}
 		if len(ps) < consumer.MaxParkedPage {

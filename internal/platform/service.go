@@ -17,6 +17,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/sagabox/sagabox/api"
 	"github.com/sagabox/sagabox/internal/metrics"
 	"github.com/sagabox/sagabox/migrations"
 	"github.com/sagabox/sagabox/pkg/consumer"
@@ -164,6 +165,10 @@ func (s Service) Run(ctx context.Context, getenv func(string) string, stdout io.
 	mux.Mount("/admin/parked", parked.Routes())
 	mux.Mount("/admin/messaging", MessagingAPI{Pool: pool, Tokens: cfg.AdminTokens, Log: log}.Routes())
 	mux.Method(http.MethodGet, "/metrics", metrics.Handler(reg))
+	mux.Get("/openapi.json", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(api.OpenAPI())
+	})
 	mux.Mount("/", parts.Routes)
 	g.Go(func() error { return Serve(ctx, cfg, HTTPHandler(mux, tp), log) })
 	for _, task := range parts.Tasks {

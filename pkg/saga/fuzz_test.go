@@ -1,4 +1,4 @@
-package saga
+package saga_test
 
 import (
 	"errors"
@@ -7,6 +7,9 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/sagabox/sagabox/pkg/saga"
+	"github.com/sagabox/sagabox/pkg/saga/sagatest"
 )
 
 // The events of FuzzTransitions.
@@ -21,17 +24,19 @@ const (
 
 // fuzzOutcomes are the outcomes a fuzzed reply may carry: the three a reply
 // maps to, and the others, which no reply may carry.
-var fuzzOutcomes = []StepStatus{StepSucceeded, StepFailed, StepCompensated, StepStarted, StepAbandoned, StepCompensating, "WHAT"}
+var fuzzOutcomes = []saga.StepStatus{saga.StepSucceeded, saga.StepFailed, saga.StepCompensated,
+	saga.StepStarted, saga.StepAbandoned, saga.StepCompensating, "WHAT"}
 
-// FuzzTransitions drives a saga of def through an arbitrary sequence of
-// events, two bytes each: a reply of any step with any outcome (also to a
-// step that waits for nothing, also after the end), a deadline (passed or
-// not), an abort, a retry or a hand-made compensation, each some seconds
-// after the one before. After every event it checks what the exhaustive
-// walk checks (checkInvariants): an event that does not apply is refused
-// and changes nothing; an ended saga is absorbing — no event changes it;
-// a running saga waits for exactly the message it sent; an ended one has
-// compensated every step that took effect or may have (the money is back).
+// FuzzTransitions drives a saga of saga.TestDef through an arbitrary
+// sequence of events, two bytes each: a reply of any step with any outcome
+// (also to a step that waits for nothing, also after the end), a deadline
+// (passed or not), an abort, a retry or a hand-made compensation, each
+// some seconds after the one before. After every event it checks what the
+// exhaustive walk checks (sagatest.Path): an event that does not apply is
+// refused and changes nothing; an ended saga is absorbing — no event
+// changes it; a running saga waits for exactly the message it sent; an
+// ended one has compensated every step that took effect or may have (the
+// money is back); replies are judged early or late as they should be.
 func FuzzTransitions(f *testing.F) {
 	// Seeds: the paths of TestTransition and TestOperatorActions — success,
 	// a failure compensated, a timeout retried then abandoned, an abort, a
@@ -58,10 +63,11 @@ func FuzzTransitions(f *testing.F) {
 }
 
 func fuzzTransitions(t *testing.T, events []byte) {
-	s, acts := Begin(def, uuid.Nil, nil, now)
-	clock := now
-	undo, abandoned := map[string]bool{}, map[string]bool{}
-	if err := checkInvariants(s, acts, clock, undo, abandoned); err != nil {
+	def := saga.TestDef
+	s, acts := saga.Begin(def, uuid.Nil, nil, saga.TestNow)
+	clock := saga.TestNow
+	p, err := sagatest.NewPath(def, s, acts, clock)
+	if err != nil {
 		t.Fatalf("start: %v", err)
 	}
 	for i := 0; i+1 < len(events) && i < 400; i += 2 {
@@ -70,27 +76,27 @@ func fuzzTransitions(t *testing.T, events []byte) {
 		outcome := fuzzOutcomes[int(arg/4)%len(fuzzOutcomes)]
 		clock = clock.Add(time.Duration(1+arg%64) * time.Second) // a later transaction
 		var (
-			n   State
-			na  []Action
+			n   saga.State
+			na  []saga.Action
 			err error
 		)
 		switch kind {
 		case evReply:
-			n, na, err = Transition(def, s, step, outcome, clock)
+			n, na, err = saga.Transition(def, s, step, outcome, clock)
 		case evTimeout:
 			if arg%2 == 0 && !s.Deadline.IsZero() && s.Deadline.After(clock) {
 				clock = s.Deadline // the sweeper comes at the deadline
 			}
-			n, na, err = Timeout(def, s, clock)
+			n, na, err = saga.Timeout(def, s, clock)
 		case evAbort:
-			n, na, err = Abort(def, s, clock)
+			n, na, err = saga.Abort(def, s, clock)
 		case evRetry:
-			n, na, err = Retry(def, s, clock)
+			n, na, err = saga.Retry(def, s, clock)
 		case evMark:
-			n, na, err = MarkCompensated(def, s, step, clock)
+			n, na, err = saga.MarkCompensated(def, s, step, clock)
 		}
 		if err != nil {
-			if !errors.Is(err, ErrUnexpectedReply) && !errors.Is(err, ErrEarlyReply) && !errors.Is(err, ErrNotDue) && !errors.Is(err, ErrWrongState) {
+			if !errors.Is(err, saga.ErrUnexpectedReply) && !errors.Is(err, saga.ErrEarlyReply) && !errors.Is(err, saga.ErrNotDue) && !errors.Is(err, saga.ErrWrongState) {
 				t.Fatalf("event %d (%d %s %s): unexpected error %v", i/2, kind, step, outcome, err)
 			}
 			if len(na) != 0 || !sameState(n, s) {
@@ -101,14 +107,10 @@ func fuzzTransitions(t *testing.T, events []byte) {
 		if s.Status.Done() {
 			t.Fatalf("event %d (%d %s %s) changed the ended saga %+v into %+v", i/2, kind, step, outcome, s, n)
 		}
-		if kind == evReply && outcome != StepSucceeded && outcome != StepFailed && outcome != StepCompensated {
+		if kind == evReply && outcome != saga.StepSucceeded && outcome != saga.StepFailed && outcome != saga.StepCompensated {
 			t.Fatalf("event %d: a reply saying %s was applied", i/2, outcome)
 		}
-		if err := checkStatusSince(s, n, clock); err != nil {
-			t.Fatalf("event %d (%d %s %s): %v", i/2, kind, step, outcome, err)
-		}
-		undo, abandoned = track(s, n, undo, abandoned)
-		if err := checkInvariants(n, na, clock, undo, abandoned); err != nil {
+		if p, err = p.Next(n, na, clock); err != nil {
 			t.Fatalf("event %d (%d %s %s) from %+v: %v", i/2, kind, step, outcome, s, err)
 		}
 		s = n
@@ -117,7 +119,7 @@ func fuzzTransitions(t *testing.T, events []byte) {
 
 // sameState is cmp.Equal for states, without its reflection: the fuzzer
 // calls it for every refused event.
-func sameState(a, b State) bool {
+func sameState(a, b saga.State) bool {
 	return a.ID == b.ID && a.Type == b.Type && string(a.Payload) == string(b.Payload) && a.CurrentStep == b.CurrentStep &&
 		maps.Equal(a.StepStatus, b.StepStatus) && a.Status == b.Status && a.Attempt == b.Attempt &&
 		a.Deadline.Equal(b.Deadline) && a.StatusSince.Equal(b.StatusSince) && a.Version == b.Version &&

@@ -320,6 +320,11 @@ func (a API) stats(w http.ResponseWriter, r *http.Request) {
 			*dst = d
 		}
 	}
+	if t := q.Get("type"); t != "" {
+		if _, ok := a.Orchestrator.Definition(t); !ok {
+			errs = append(errs, fmt.Sprintf("unknown saga type %q", t))
+		}
+	}
 	if len(errs) == 0 && (window < bucket || window/bucket > saga.MaxBuckets) {
 		errs = append(errs, fmt.Sprintf("window/bucket must make 1 to %d buckets", saga.MaxBuckets))
 	}

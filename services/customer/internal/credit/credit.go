@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/sagabox/sagabox/api"
 	"github.com/sagabox/sagabox/contracts"
 	"github.com/sagabox/sagabox/internal/platform"
 	"github.com/sagabox/sagabox/pkg/participant"
@@ -82,7 +83,7 @@ func Routes(p *participant.Participant, pool *pgxpool.Pool, health http.Handler,
 			log.ErrorContext(r.Context(), "request failed", "path", r.URL.Path, "err", err)
 			platform.WriteError(w, http.StatusInternalServerError, "internal error")
 		default:
-			platform.WriteJSON(w, http.StatusOK, map[string]int64{"id": id, "openLimit": limit})
+			platform.WriteJSON(w, http.StatusOK, api.Customer{ID: id, OpenLimit: limit})
 		}
 	})
 	r.Mount("/steps", p.Routes(pool, log))

@@ -21,6 +21,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/sagabox/sagabox/api"
 	"github.com/sagabox/sagabox/internal/platform"
 	"github.com/sagabox/sagabox/pkg/card"
 	"github.com/sagabox/sagabox/pkg/saga"
@@ -65,22 +66,6 @@ type handlers struct {
 	log *slog.Logger
 }
 
-// placeOrderRequest is the body of POST /orders. Pointers tell a missing
-// field from a zero one.
-type placeOrderRequest struct {
-	ItemID       *int64  `json:"itemId"`
-	Quantity     *int    `json:"quantity"`
-	CustomerID   *int64  `json:"customerId"`
-	PaymentDue   *int64  `json:"paymentDue"`
-	CreditCardNo *string `json:"creditCardNo"`
-}
-
-type placeOrderResponse struct {
-	OrderID int64     `json:"orderId"`
-	SagaID  uuid.UUID `json:"sagaId"`
-	Status  string    `json:"status"`
-}
-
 // placeOrder places an order. With an Idempotency-Key header (the IETF
 // httpapi draft), a request that comes again with the key — a client
 // retrying after a timeout — gets the first order's response, marked
@@ -111,7 +96,7 @@ func (h handlers) placeOrder(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Location", fmt.Sprintf("/orders/%d", o.ID))
 	// A replay answers as the first request was answered: the order as
 	// created, whatever became of it since (GET /orders/{id} tells).
-	platform.WriteJSON(w, http.StatusAccepted, placeOrderResponse{OrderID: o.ID, SagaID: o.SagaID, Status: store.StatusCreated})
+	platform.WriteJSON(w, http.StatusAccepted, api.Placed{OrderID: o.ID, SagaID: o.SagaID, Status: store.StatusCreated})
 }
 
 // idempotencyKey reads the Idempotency-Key header: a structured-field
@@ -159,18 +144,18 @@ func idempotencyKey(h http.Header) (string, error) {
 // readPlaceOrder decodes and validates the body of POST /orders. Its
 // errors never quote the card number.
 func readPlaceOrder(w http.ResponseWriter, r *http.Request) (app.PlaceOrder, error) {
-	var req placeOrderRequest
+	var req api.PlaceOrder
 	if err := decodeJSON(w, r, &req); err != nil {
 		return app.PlaceOrder{}, err
 	}
-	in, err := req.toCommand()
+	in, err := toCommand(req)
 	if err != nil {
 		return app.PlaceOrder{}, err
 	}
 	return in, in.Validate()
 }
 
-func (req placeOrderRequest) toCommand() (app.PlaceOrder, error) {
+func toCommand(req api.PlaceOrder) (app.PlaceOrder, error) {
 	var missing []string
 	for name, v := range map[string]bool{
 		"itemId": req.ItemID == nil, "quantity": req.Quantity == nil, "customerId": req.CustomerID == nil,
@@ -185,20 +170,9 @@ func (req placeOrderRequest) toCommand() (app.PlaceOrder, error) {
 		return app.PlaceOrder{}, fmt.Errorf("%w: missing fields: %s", app.ErrInvalid, strings.Join(missing, ", "))
 	}
 	return app.PlaceOrder{
-		CustomerID: *req.CustomerID, ItemID: *req.ItemID, Quantity: *req.Quantity,
+		CustomerID: *req.CustomerID, ItemID: *req.ItemID, Quantity: int(*req.Quantity),
 		PaymentDue: *req.PaymentDue, CreditCardNo: *req.CreditCardNo,
 	}, nil
-}
-
-type orderResponse struct {
-	OrderID    int64        `json:"orderId"`
-	CustomerID int64        `json:"customerId"`
-	ItemID     int64        `json:"itemId"`
-	Quantity   int          `json:"quantity"`
-	PaymentDue int64        `json:"paymentDue"`
-	CardLast4  string       `json:"creditCardLast4"`
-	Status     string       `json:"status"`
-	Saga       sagaapi.Saga `json:"saga"`
 }
 
 // orderOf adds a saga's order id to its detail in the operator's API.
@@ -224,7 +198,7 @@ func (h handlers) getOrder(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, err)
 		return
 	}
-	platform.WriteJSON(w, http.StatusOK, orderResponse{
+	platform.WriteJSON(w, http.StatusOK, api.Order{
 		OrderID: v.Order.ID, CustomerID: v.Order.CustomerID, ItemID: v.Order.ItemID, Quantity: v.Order.Quantity,
 		PaymentDue: v.Order.PaymentDue, CardLast4: v.Order.CardLast4, Status: v.Order.Status,
 		Saga: sagaapi.SagaOf(v.Saga),

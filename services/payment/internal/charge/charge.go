@@ -9,13 +9,12 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
-	"time"
 
 	"github.com/go-chi/chi/v5"
-	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/sagabox/sagabox/api"
 	"github.com/sagabox/sagabox/contracts"
 	"github.com/sagabox/sagabox/internal/platform"
 	"github.com/sagabox/sagabox/pkg/card"
@@ -72,17 +71,6 @@ func Payment(keys card.Keys) participant.Step[contracts.PaymentRequest, Charged]
 	}
 }
 
-type paymentResponse struct {
-	ID         int64     `json:"id"`
-	SagaID     uuid.UUID `json:"sagaId"`
-	OrderID    int64     `json:"orderId"`
-	CustomerID int64     `json:"customerId"`
-	Amount     int64     `json:"amount"` // cents
-	CardLast4  string    `json:"creditCardLast4"`
-	Status     string    `json:"status"` // COMPLETED, FAILED, REFUNDED
-	CreatedAt  time.Time `json:"createdAt"`
-}
-
 // Routes is the payment service's HTTP API: GET /payments?orderId=N (an
 // order's payments, oldest first), the step's records (participant.Routes)
 // and /healthz.
@@ -99,13 +87,13 @@ func Routes(p *participant.Participant, pool *pgxpool.Pool, health http.Handler,
 		const q = `SELECT id, saga_id, order_id, customer_id, amount, card_last4, status, created_at
 			FROM payment WHERE order_id = $1 ORDER BY id`
 		rows, _ := pool.Query(r.Context(), q, orderID)
-		ps, err := pgx.CollectRows(rows, pgx.RowToStructByPos[paymentResponse])
+		ps, err := pgx.CollectRows(rows, pgx.RowToStructByPos[api.Payment])
 		if err != nil {
 			log.ErrorContext(r.Context(), "request failed", "path", r.URL.Path, "err", err)
 			platform.WriteError(w, http.StatusInternalServerError, "internal error")
 			return
 		}
-		platform.WriteJSON(w, http.StatusOK, append(make([]paymentResponse, 0, len(ps)), ps...))
+		platform.WriteJSON(w, http.StatusOK, append(make([]api.Payment, 0, len(ps)), ps...))
 	})
 	r.Mount("/steps", p.Routes(pool, log))
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
