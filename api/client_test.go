@@ -77,8 +77,8 @@ func TestClientErrorsAndCheck(t *testing.T) {
 			return nil
 		}}
 	_, err := c.Order(context.Background(), 7)
-	if api.StatusOf(err) != http.StatusNotFound || err.Error() != "404: not found" {
-		t.Errorf("error %v, want 404: not found", err)
+	if api.StatusOf(err) != http.StatusNotFound || err.Error() != "404 Not Found: not found" {
+		t.Errorf("error %v, want 404 Not Found: not found", err)
 	}
 	if len(checked) != 1 || checked[0] != 404 {
 		t.Errorf("checked %v", checked)

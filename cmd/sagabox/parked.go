@@ -56,12 +56,6 @@ func parkedCmd(ctx context.Context, args []string, getenv func(string) string, s
 		fs.BoolVar(&all, "all", false, "replay every parked message of the service")
 		fs.StringVar(&reason, "reason", "", "why (required)")
 	}
-	if cmd == "list" {
-		fs.StringVar(&status, "status", "PARKED", "PARKED, REPLAYED or all")
-	} else {
-		fs.BoolVar(&all, "all", false, "replay every parked message of the service")
-		fs.StringVar(&reason, "reason", "", "why (required)")
-	}
 	pos, err := parseInterspersed(fs, rest)
 	if err != nil {
 		return err

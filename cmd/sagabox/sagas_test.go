@@ -107,7 +107,7 @@ func TestSagasCommand(t *testing.T) {
 	}
 
 	out := must("list")
-	if !regexp.MustCompile(`(?s)ID\s+STATUS\s+STEP.*` + newer + `\s+STARTED\s+credit-approval\s+STARTED\s+0.*` + older).MatchString(out) {
+	if !regexp.MustCompile(`(?s)ID\s+TYPE\s+STATUS\s+STEP.*` + newer + `\s+order-placement\s+STARTED\s+credit-approval\s+STARTED\s+0.*` + older).MatchString(out) {
 		t.Errorf("list, newest first:\n%s", out)
 	}
 	out = must("list", "--status", "STARTED", "--limit", "1")
@@ -160,7 +160,7 @@ func TestSagasCommand(t *testing.T) {
 		detail.History[3].Cause.Action != "compensate" || detail.History[3].Cause.Reason != "released by hand" {
 		t.Errorf("show --json: %+v %v", detail, err)
 	}
-	fails(env, "400", "show", "not-a-uuid")
+	fails(env, "not a saga ID", "show", "not-a-uuid")
 	fails(env, "404", "show", "00000000-0000-0000-0000-000000000000")
 	fails(env, "want exactly one saga ID", "show")
 	fails(env, "unknown command", "frobnicate")
