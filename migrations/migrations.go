@@ -1,10 +1,10 @@
-// Package migrations holds the goose migrations of the three service
-// databases. Each database gets the shared messaging tables (outbox, journal,
-// parked messages) plus its own, after the schema of the libraries it runs
-// on — pkg/saga's tables for the orchestrating order service, pkg/
-// participant's barrier for the customer and payment services — each of
-// which is versioned in a goose table of its own. The files are embedded so
-// every binary can migrate its database at start.
+// Package migrations holds the goose migrations of the service databases.
+// Each database gets the shared messaging tables (outbox, journal, parked
+// messages) plus its own, after the schema of the library it runs on —
+// pkg/saga's tables for an orchestrator (Orchestrator), pkg/participant's
+// barrier for a participant (Participant) — which is versioned in a goose
+// table of its own. The files are embedded so every binary can migrate its
+// database at start; a service kept elsewhere passes its own files.
 package migrations
 
 import (
@@ -40,22 +40,27 @@ type Schema []Set
 // default, which the databases have always used).
 const ServiceTable = "goose_db_version"
 
-// Order returns the migrations of the order service database: pkg/saga's,
-// then its own.
-func Order() Schema {
-	return Schema{{saga.MigrationsTable, saga.Migrations()}, Service("order")}
+// Order returns the migrations of the order service database.
+func Order() Schema { return Orchestrator(own("order")) }
+
+// Customer returns the migrations of the customer service database.
+func Customer() Schema { return Participant(own("customer")) }
+
+// Payment returns the migrations of the payment service database.
+func Payment() Schema { return Participant(own("payment")) }
+
+// Orchestrator returns the schema of a service that runs sagas: pkg/saga's
+// tables, then the messaging tables and the service's own migrations in
+// ownFS (nil: none).
+func Orchestrator(ownFS fs.FS) Schema {
+	return Schema{{saga.MigrationsTable, saga.Migrations()}, WithMessaging(ownFS)}
 }
 
-// Customer returns the migrations of the customer service database:
-// pkg/participant's, then its own.
-func Customer() Schema {
-	return Schema{{participant.MigrationsTable, participant.Migrations()}, Service("customer")}
-}
-
-// Payment returns the migrations of the payment service database:
-// pkg/participant's, then its own.
-func Payment() Schema {
-	return Schema{{participant.MigrationsTable, participant.Migrations()}, Service("payment")}
+// Participant returns the schema of a service that serves steps:
+// pkg/participant's barrier, then the messaging tables and the service's
+// own migrations in ownFS (nil: none).
+func Participant(ownFS fs.FS) Schema {
+	return Schema{{participant.MigrationsTable, participant.Migrations()}, WithMessaging(ownFS)}
 }
 
 // Up applies every pending migration of s to the database behind pool, set
@@ -95,24 +100,47 @@ func Provider(db *sql.DB, set Set) (*goose.Provider, error) {
 	return p, nil
 }
 
-// Service is a service's own migrations: the shared messaging tables' and
-// those of its folder, in one sequence.
-func Service(name string) Set {
-	return Set{ServiceTable, mergedFS{dirs: []string{"messaging", name}}}
+// Service is the own migrations of the service called name, kept in this
+// package: WithMessaging of its folder.
+func Service(name string) Set { return WithMessaging(own(name)) }
+
+// WithMessaging is a service's own migrations in ownFS (.sql files at its
+// root; nil: none) after the shared messaging tables (outbox, journal,
+// parked messages), in one goose sequence versioned in ServiceTable. The
+// messaging files take versions 1 to 9: a service's own start at 10 (goose
+// refuses a version used twice).
+func WithMessaging(ownFS fs.FS) Set {
+	m := mergedFS{mustSub("messaging")}
+	if ownFS != nil {
+		m = append(m, ownFS)
+	}
+	return Set{ServiceTable, m}
 }
 
-// mergedFS presents the .sql files of several embedded folders as one flat
-// folder, which is what goose reads.
-type mergedFS struct{ dirs []string }
+func own(name string) fs.FS { return mustSub(name) }
+
+// mustSub is folder dir of the embedded files; fs.Sub fails only on an
+// invalid path, and dir is one of this package's constants.
+func mustSub(dir string) fs.FS {
+	sub, err := fs.Sub(files, dir)
+	if err != nil {
+		panic(err) // dir is a constant of this package
+	}
+	return sub
+}
+
+// mergedFS presents the .sql files of several folders as one flat folder,
+// which is what goose reads.
+type mergedFS []fs.FS
 
 func (m mergedFS) Open(name string) (fs.File, error) {
 	if name == "." {
 		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrInvalid}
 	}
-	for _, d := range m.dirs {
-		f, err := files.Open(d + "/" + name)
+	for _, f := range m {
+		file, err := f.Open(name)
 		if err == nil {
-			return f, nil
+			return file, nil
 		}
 	}
 	return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
@@ -123,10 +151,10 @@ func (m mergedFS) ReadDir(name string) ([]fs.DirEntry, error) {
 		return nil, &fs.PathError{Op: "readdir", Path: name, Err: fs.ErrNotExist}
 	}
 	var all []fs.DirEntry
-	for _, d := range m.dirs {
-		entries, err := files.ReadDir(d)
+	for _, f := range m {
+		entries, err := fs.ReadDir(f, ".")
 		if err != nil {
-			return nil, fmt.Errorf("read migrations %s: %w", d, err)
+			return nil, fmt.Errorf("read migrations: %w", err)
 		}
 		all = append(all, entries...)
 	}

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -42,8 +43,12 @@ type ServiceSpec struct {
 type Config struct {
 	// Services are the services to run, in start order.
 	Services []ServiceSpec
-	// ConnectorsDir holds the Debezium connector files the relays read.
+	// ConnectorsDir holds the Debezium connector files the relays read,
+	// unless Connectors are given.
 	ConnectorsDir string
+	// Connectors, when set, are the connectors to relay (read with
+	// relay.LoadConnectors), instead of ConnectorsDir's.
+	Connectors []relay.Connector
 	// DatabaseURLs maps a connector's database.dbname ("orderdb", ...) to
 	// the URL the service and its relay use instead of the connector's
 	// Docker host names.
@@ -112,9 +117,12 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 			return nil, fmt.Errorf("migrate %s: %w", svc.Database, err)
 		}
 	}
-	connectors, err := relay.LoadConnectors(cfg.ConnectorsDir)
-	if err != nil {
-		return nil, err
+	connectors := slices.Clone(cfg.Connectors)
+	var err error
+	if connectors == nil {
+		if connectors, err = relay.LoadConnectors(cfg.ConnectorsDir); err != nil {
+			return nil, err
+		}
 	}
 	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s := &Stack{cfg: cfg, log: cfg.Logger, ctx: sctx, cancel: cancel, services: map[string]*running{}, cardKeys: cfg.CardKeys}
