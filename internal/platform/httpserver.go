@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/go-chi/chi/v5"
 )
 
 // HTTPLimits bound what clients can make a service's HTTP server hold:
@@ -99,5 +101,24 @@ func LimitInFlight(h http.Handler, limit int, retryAfter time.Duration) http.Han
 		}
 		defer func() { <-slots }()
 		h.ServeHTTP(w, r)
+	})
+}
+
+// Router is a service's router: server spans named by route, GET /healthz
+// served by health, JSON errors for unknown routes and methods.
+func Router(health http.Handler) chi.Router {
+	r := chi.NewRouter()
+	r.Use(NameSpanByRoute)
+	r.Method(http.MethodGet, "/healthz", health)
+	jsonErrors(r)
+	return r
+}
+
+// jsonErrors answers unknown routes (404) and methods (405) of r with
+// {"error": ...}.
+func jsonErrors(r chi.Router) {
+	r.NotFound(func(w http.ResponseWriter, _ *http.Request) { WriteError(w, http.StatusNotFound, "no such route") })
+	r.MethodNotAllowed(func(w http.ResponseWriter, _ *http.Request) {
+		WriteError(w, http.StatusMethodNotAllowed, "method not allowed")
 	})
 }

@@ -59,10 +59,7 @@ func (a ParkedAPI) Routes() http.Handler {
 func adminRouter(tokens AdminTokens, log *slog.Logger) chi.Router {
 	r := chi.NewRouter()
 	r.Use(NameSpanByRoute, RequireAdmin(tokens, log))
-	r.MethodNotAllowed(func(w http.ResponseWriter, _ *http.Request) {
-		WriteError(w, http.StatusMethodNotAllowed, "method not allowed")
-	})
-	r.NotFound(func(w http.ResponseWriter, _ *http.Request) { WriteError(w, http.StatusNotFound, "no such route") })
+	jsonErrors(r)
 	return r
 }
 

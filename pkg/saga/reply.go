@@ -23,6 +23,19 @@ func (o *Orchestrator) ReplyTopics() []string {
 	return topics
 }
 
+// ReplyTopics are the topics of the replies of every step of defs, sorted:
+// what an orchestrator of defs consumes, known before it is built.
+func ReplyTopics(defs ...Definition) []string {
+	var topics []string
+	for _, d := range defs {
+		for _, st := range d.Steps {
+			topics = append(topics, st.ReplyTopic())
+		}
+	}
+	slices.Sort(topics)
+	return slices.Compact(topics)
+}
+
 // OnReply applies a participant's reply within tx, the consumer.Handler of
 // ReplyTopics: the step from the topic, the saga from the key, the outcome
 // from the body (Handle), the message recorded as the transition's cause.

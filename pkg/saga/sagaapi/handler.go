@@ -2,6 +2,7 @@ package sagaapi
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -55,10 +56,14 @@ type API struct {
 	Extra func(ctx context.Context, q saga.Querier, s saga.State) (map[string]any, error)
 	// AuditAggregate is the outbox aggregatetype of the actions' audit
 	// events (the topic "<AuditAggregate>.request" with the order
-	// service's connector), keyed by the saga id.
+	// service's connector), keyed by the saga id; empty: DefaultAudit.
 	AuditAggregate string
 	Log            *slog.Logger
 }
+
+// DefaultAudit is the audit events' aggregatetype when API.AuditAggregate
+// is empty.
+const DefaultAudit = "saga-admin"
 
 // MaxBody bounds the body of an action.
 const MaxBody = 64 << 10
@@ -394,8 +399,9 @@ func (a API) action(name string, needReason bool, do actionFunc) http.HandlerFun
 			if err != nil {
 				return fmt.Errorf("encode audit event: %w", err)
 			}
+			aggregate := cmp.Or(a.AuditAggregate, DefaultAudit)
 			return outbox.Write(r.Context(), tx, outbox.Event{
-				AggregateType: a.AuditAggregate, AggregateID: id.String(), Type: AuditEventType, Payload: payload,
+				AggregateType: aggregate, AggregateID: id.String(), Type: AuditEventType, Payload: payload,
 			})
 		})
 		if err != nil {

@@ -67,9 +67,7 @@ func Approval() participant.Step[contracts.CreditRequest, Reservation] {
 // Routes is the customer service's HTTP API: GET /customers/{id} (the open
 // limit), the step's records (participant.Routes) and /healthz.
 func Routes(p *participant.Participant, pool *pgxpool.Pool, health http.Handler, log *slog.Logger) http.Handler {
-	r := chi.NewRouter()
-	r.Use(platform.NameSpanByRoute)
-	r.Method(http.MethodGet, "/healthz", health)
+	r := platform.Router(health)
 	r.Get("/customers/{id}", func(w http.ResponseWriter, r *http.Request) {
 		id, err := strconv.ParseInt(chi.URLParam(r, "id"), 10, 64)
 		var limit int64
@@ -87,8 +85,5 @@ func Routes(p *participant.Participant, pool *pgxpool.Pool, health http.Handler,
 		}
 	})
 	r.Mount("/steps", p.Routes(pool, log))
-	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
-		platform.WriteError(w, http.StatusNotFound, "no such route")
-	})
 	return r
 }

@@ -181,13 +181,7 @@ func (a *App) GetSaga(ctx context.Context, id uuid.UUID) (saga.State, error) {
 
 // ReplyTopics are the topics the order service consumes: the replies of
 // its sagas' steps.
-func ReplyTopics() []string {
-	o, err := saga.New(saga.Config{Definitions: Definitions(DefaultSettings())})
-	if err != nil {
-		return nil // the definitions are valid: cannot happen
-	}
-	return o.ReplyTopics()
-}
+func ReplyTopics() []string { return saga.ReplyTopics(Definitions(DefaultSettings())...) }
 
 // settle gives the order of saga s its outcome once the saga has one, in
 // the transaction of every transition (saga.Config.OnTransition): the

@@ -38,9 +38,7 @@ const MaxBodyBytes = 64 << 10
 // bearer token of tokens.
 func Routes(a *app.App, health http.Handler, log *slog.Logger, tokens platform.AdminTokens) chi.Router {
 	h := handlers{app: a, log: log}
-	r := chi.NewRouter()
-	r.Use(platform.NameSpanByRoute)
-	r.Method(http.MethodGet, "/healthz", health)
+	r := platform.Router(health)
 	r.Post("/orders", h.placeOrder)
 	r.Get("/orders/{id}", h.getOrder)
 	r.Get("/sagas/{id}", h.getSaga)
@@ -51,12 +49,6 @@ func Routes(a *app.App, health http.Handler, log *slog.Logger, tokens platform.A
 			StuckAfter: a.Settings().StuckAfter, PayloadFilters: map[string]string{"customer": "customer-id", "order": "order-id"},
 			Mask: maskedPayload, Extra: orderOf, AuditAggregate: app.AdminAggregate, Log: log,
 		}.Routes())
-	})
-	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
-		platform.WriteError(w, http.StatusNotFound, "no such route")
-	})
-	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
-		platform.WriteError(w, http.StatusMethodNotAllowed, "method not allowed")
 	})
 	return r
 }

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"strconv"
 
-	"github.com/go-chi/chi/v5"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -75,9 +74,7 @@ func Payment(keys card.Keys) participant.Step[contracts.PaymentRequest, Charged]
 // order's payments, oldest first), the step's records (participant.Routes)
 // and /healthz.
 func Routes(p *participant.Participant, pool *pgxpool.Pool, health http.Handler, log *slog.Logger) http.Handler {
-	r := chi.NewRouter()
-	r.Use(platform.NameSpanByRoute)
-	r.Method(http.MethodGet, "/healthz", health)
+	r := platform.Router(health)
 	r.Get("/payments", func(w http.ResponseWriter, r *http.Request) {
 		orderID, err := strconv.ParseInt(r.URL.Query().Get("orderId"), 10, 64)
 		if err != nil || orderID <= 0 {
@@ -96,8 +93,5 @@ func Routes(p *participant.Participant, pool *pgxpool.Pool, health http.Handler,
 		platform.WriteJSON(w, http.StatusOK, append(make([]api.Payment, 0, len(ps)), ps...))
 	})
 	r.Mount("/steps", p.Routes(pool, log))
-	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
-		platform.WriteError(w, http.StatusNotFound, "no such route")
-	})
 	return r
 }
