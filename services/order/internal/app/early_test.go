@@ -125,7 +125,7 @@ func TestReplyAheadOfItsSagaIsAppliedOnceItIsVisible(t *testing.T) {
 		}, "saga %s did not succeed", s)
 	}
 	took := time.Since(began)
-	if took >= app.DefaultSettings().PaymentTimeout {
+	if took >= app.DefaultSettings().StepTimeout {
 		t.Fatalf("the sagas took %s, as long as a step deadline", took)
 	}
 	if p := parked.Load(); p != 0 {

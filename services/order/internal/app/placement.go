@@ -2,7 +2,6 @@ package app
 
 import (
 	"errors"
-	"time"
 
 	"github.com/sagabox/sagabox/contracts"
 	"github.com/sagabox/sagabox/pkg/saga"
@@ -25,18 +24,12 @@ type Placement struct {
 }
 
 // PlacementDefinition is the order-placement saga with the deadline policy
-// of s: each step waits its timeout for a reply, a request is sent again
-// s.Retries times (the participants answer a repeated request with the
-// first answer), then the step is abandoned and the saga compensates — the
-// abandoned step included, since it may have taken effect.
+// of s (WithDeadlines).
 func PlacementDefinition(s Settings) saga.Definition {
-	deadline := func(timeout time.Duration) saga.Deadline {
-		return saga.Deadline{Timeout: timeout, Retries: s.Retries, MaxTimeout: s.MaxTimeout}
-	}
-	return saga.Define(PlacementSaga,
-		saga.Call(contracts.CreditApproval(), creditRequest).Deadline(deadline(s.CreditApprovalTimeout)),
-		saga.Call(contracts.Payment(), paymentRequest).Compensate(paymentCancel).Deadline(deadline(s.PaymentTimeout)),
-	)
+	return s.WithDeadlines(saga.Define(PlacementSaga,
+		saga.Call(contracts.CreditApproval(), creditRequest),
+		saga.Call(contracts.Payment(), paymentRequest).Compensate(paymentCancel),
+	))
 }
 
 func creditRequest(p Placement) (contracts.CreditRequest, error) {

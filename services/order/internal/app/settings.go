@@ -3,20 +3,25 @@ package app
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/sagabox/sagabox/pkg/card"
+	"github.com/sagabox/sagabox/pkg/saga"
 )
 
 // Settings are the order service's own settings, beyond platform.Config:
 // the order-placement saga's deadline policy, the sweeper and the bound
 // after which an aborting saga counts as stuck.
 type Settings struct {
-	// CreditApprovalTimeout and PaymentTimeout are each step's wait for a
-	// reply (SAGA_CREDIT_APPROVAL_TIMEOUT, SAGA_PAYMENT_TIMEOUT).
-	CreditApprovalTimeout time.Duration
-	PaymentTimeout        time.Duration
+	// StepTimeout is a step's wait for a reply (SAGA_STEP_TIMEOUT), unless
+	// StepTimeouts has its own: SAGA_<STEP>_TIMEOUT, the step's name in
+	// capitals with '_' for '-' (SAGA_CREDIT_APPROVAL_TIMEOUT,
+	// SAGA_PAYMENT_TIMEOUT), read for every step of Definitions.
+	StepTimeout  time.Duration
+	StepTimeouts map[string]time.Duration
 	// Retries is how often a request that timed out is sent again before
 	// its step is abandoned and the saga aborts (SAGA_RETRIES).
 	Retries int
@@ -50,14 +55,13 @@ type Settings struct {
 // waited for 30 s, idempotency keys kept 24 h; no card key.
 func DefaultSettings() Settings {
 	return Settings{
-		CreditApprovalTimeout: 30 * time.Second,
-		PaymentTimeout:        30 * time.Second,
-		Retries:               3,
-		MaxTimeout:            5 * time.Minute,
-		StuckAfter:            15 * time.Minute,
-		SweepInterval:         time.Second,
-		IdempotencyKeyTTL:     24 * time.Hour,
-		EarlyReplyWait:        30 * time.Second,
+		StepTimeout:       30 * time.Second,
+		Retries:           3,
+		MaxTimeout:        5 * time.Minute,
+		StuckAfter:        15 * time.Minute,
+		SweepInterval:     time.Second,
+		IdempotencyKeyTTL: 24 * time.Hour,
+		EarlyReplyWait:    30 * time.Second,
 	}
 }
 
@@ -79,8 +83,19 @@ func LoadSettings(getenv func(string) string) (Settings, error) {
 		}
 		*dst = d
 	}
-	duration("SAGA_CREDIT_APPROVAL_TIMEOUT", &s.CreditApprovalTimeout)
-	duration("SAGA_PAYMENT_TIMEOUT", &s.PaymentTimeout)
+	duration("SAGA_STEP_TIMEOUT", &s.StepTimeout)
+	for _, d := range Definitions(DefaultSettings()) {
+		for _, st := range d.Steps {
+			var t time.Duration
+			duration(StepTimeoutEnv(st.Name), &t)
+			if t > 0 {
+				if s.StepTimeouts == nil {
+					s.StepTimeouts = map[string]time.Duration{}
+				}
+				s.StepTimeouts[st.Name] = t
+			}
+		}
+	}
 	duration("SAGA_MAX_TIMEOUT", &s.MaxTimeout)
 	duration("SAGA_STUCK_AFTER", &s.StuckAfter)
 	duration("SAGA_SWEEP_INTERVAL", &s.SweepInterval)
@@ -95,4 +110,32 @@ func LoadSettings(getenv func(string) string) (Settings, error) {
 		}
 	}
 	return s, errors.Join(errs...)
+}
+
+// StepTimeoutEnv is the variable of step's own timeout:
+// "credit-approval" → SAGA_CREDIT_APPROVAL_TIMEOUT.
+func StepTimeoutEnv(step string) string {
+	return "SAGA_" + strings.ToUpper(strings.ReplaceAll(step, "-", "_")) + "_TIMEOUT"
+}
+
+// Timeout is step's wait for a reply.
+func (s Settings) Timeout(step string) time.Duration {
+	if t, ok := s.StepTimeouts[step]; ok {
+		return t
+	}
+	return s.StepTimeout
+}
+
+// WithDeadlines gives every step of d the deadline policy of s: it waits
+// its Timeout for a reply, a request is sent again s.Retries times (the
+// participants answer a repeated request with the first answer), then the
+// step is abandoned and the saga compensates — the abandoned step
+// included, since it may have taken effect.
+func (s Settings) WithDeadlines(d saga.Definition) saga.Definition {
+	steps := slices.Clone(d.Steps)
+	for i := range steps {
+		steps[i].Deadline = saga.Deadline{Timeout: s.Timeout(steps[i].Name), Retries: s.Retries, MaxTimeout: s.MaxTimeout}
+	}
+	d.Steps = steps
+	return d
 }

@@ -6,8 +6,10 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/sagabox/sagabox/internal/testenv"
@@ -231,25 +233,34 @@ func TestLoadSettings(t *testing.T) {
 	t.Parallel()
 	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
 	got, err := app.LoadSettings(env(nil))
-	if err != nil || got != app.DefaultSettings() {
-		t.Errorf("empty environment: %+v, %v", got, err)
+	if diff := cmp.Diff(app.DefaultSettings(), got, cmpopts.IgnoreFields(app.Settings{}, "CardKeys")); err != nil || diff != "" {
+		t.Errorf("empty environment (%v), -want +got:\n%s", err, diff)
 	}
+	// A step's own timeout is read by the step's name; the others wait
+	// SAGA_STEP_TIMEOUT.
 	got, err = app.LoadSettings(env(map[string]string{
-		"SAGA_CREDIT_APPROVAL_TIMEOUT": "2s", "SAGA_PAYMENT_TIMEOUT": "500ms", "SAGA_RETRIES": "0",
+		"SAGA_STEP_TIMEOUT": "7s", "SAGA_PAYMENT_TIMEOUT": "500ms", "SAGA_RETRIES": "0",
 		"SAGA_MAX_TIMEOUT": "1m", "SAGA_STUCK_AFTER": "1h", "SAGA_SWEEP_INTERVAL": "100ms", "IDEMPOTENCY_KEY_TTL": "48h",
 		"SAGA_EARLY_REPLY_WAIT": "5s",
 	}))
-	want := app.Settings{CreditApprovalTimeout: 2e9, PaymentTimeout: 5e8, Retries: 0, MaxTimeout: 6e10, StuckAfter: 36e11,
-		SweepInterval: 1e8, IdempotencyKeyTTL: 48 * 36e11, EarlyReplyWait: 5e9}
-	if err != nil || got != want {
-		t.Errorf("got %+v, %v; want %+v", got, err, want)
+	want := app.Settings{StepTimeout: 7e9, StepTimeouts: map[string]time.Duration{"payment": 5e8}, Retries: 0, MaxTimeout: 6e10,
+		StuckAfter: 36e11, SweepInterval: 1e8, IdempotencyKeyTTL: 48 * 36e11, EarlyReplyWait: 5e9}
+	if diff := cmp.Diff(want, got, cmpopts.IgnoreFields(app.Settings{}, "CardKeys")); err != nil || diff != "" {
+		t.Errorf("%v; -want +got:\n%s", err, diff)
+	}
+	d := app.PlacementDefinition(got)
+	for _, st := range d.Steps {
+		wantTimeout := map[string]time.Duration{"credit-approval": 7e9, "payment": 5e8}[st.Name]
+		if st.Deadline != (saga.Deadline{Timeout: wantTimeout, Retries: 0, MaxTimeout: 6e10}) {
+			t.Errorf("step %s: deadline %+v, want a %v timeout, no retry, 1m at most", st.Name, st.Deadline, wantTimeout)
+		}
 	}
 	_, err = app.LoadSettings(env(map[string]string{
-		"SAGA_CREDIT_APPROVAL_TIMEOUT": "soon", "SAGA_PAYMENT_TIMEOUT": "-1s", "SAGA_RETRIES": "-1",
+		"SAGA_CREDIT_APPROVAL_TIMEOUT": "soon", "SAGA_PAYMENT_TIMEOUT": "-1s", "SAGA_RETRIES": "-1", "SAGA_STEP_TIMEOUT": "0s",
 		"SAGA_MAX_TIMEOUT": "0", "SAGA_STUCK_AFTER": "x", "SAGA_SWEEP_INTERVAL": "1", "IDEMPOTENCY_KEY_TTL": "forever",
 		"SAGA_EARLY_REPLY_WAIT": "-1s",
 	}))
-	for _, key := range []string{"SAGA_CREDIT_APPROVAL_TIMEOUT", "SAGA_PAYMENT_TIMEOUT", "SAGA_RETRIES", "SAGA_MAX_TIMEOUT", "SAGA_STUCK_AFTER", "SAGA_SWEEP_INTERVAL", "IDEMPOTENCY_KEY_TTL", "SAGA_EARLY_REPLY_WAIT"} {
+	for _, key := range []string{"SAGA_CREDIT_APPROVAL_TIMEOUT", "SAGA_PAYMENT_TIMEOUT", "SAGA_RETRIES", "SAGA_STEP_TIMEOUT", "SAGA_MAX_TIMEOUT", "SAGA_STUCK_AFTER", "SAGA_SWEEP_INTERVAL", "IDEMPOTENCY_KEY_TTL", "SAGA_EARLY_REPLY_WAIT"} {
 		if err == nil || !strings.Contains(err.Error(), key) {
 			t.Errorf("error %v does not name %s", err, key)
 		}
