@@ -1,14 +1,12 @@
 package sagaapi
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -22,6 +20,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/sagabox/sagabox/pkg/jsonbody"
 	"github.com/sagabox/sagabox/pkg/outbox"
 	"github.com/sagabox/sagabox/pkg/saga"
 )
@@ -451,8 +450,6 @@ func Validate(action, actor string, req ActionRequest, needReason bool) error {
 	return validate(action, actor, req, needReason)
 }
 
-var errMalformed = errors.New("malformed request body")
-
 func sagaID(r *http.Request) (uuid.UUID, error) {
 	id, err := uuid.Parse(chi.URLParam(r, "id"))
 	if err != nil {
@@ -461,33 +458,10 @@ func sagaID(r *http.Request) (uuid.UUID, error) {
 	return id, nil
 }
 
-// decodeBody reads exactly one JSON object of known fields, in UTF-8, from
-// a body of at most MaxBody; an empty body leaves dst as it is when
-// emptyOK.
+// decodeBody reads the body of r into dst (jsonbody.Read, at most
+// MaxBody); an empty body leaves dst as it is when emptyOK.
 func decodeBody(w http.ResponseWriter, r *http.Request, dst any, emptyOK bool) error {
-	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBody))
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return tooBig
-		}
-		return fmt.Errorf("%w: %s", errMalformed, err)
-	}
-	if emptyOK && len(bytes.TrimSpace(raw)) == 0 {
-		return nil
-	}
-	if !utf8.Valid(raw) {
-		return fmt.Errorf("%w: not UTF-8", errMalformed)
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(dst); err != nil {
-		return fmt.Errorf("%w: %s", errMalformed, strings.TrimPrefix(err.Error(), "json: "))
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return fmt.Errorf("%w: unexpected data after the JSON object", errMalformed)
-	}
-	return nil
+	return jsonbody.Read(w, r, MaxBody, dst, emptyOK)
 }
 
 // fail is the one place errors become statuses: {"error": …}.
@@ -496,7 +470,7 @@ func (a API) fail(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
 	case errors.As(err, &tooBig):
 		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body larger than %d bytes", tooBig.Limit))
-	case errors.Is(err, errMalformed), errors.Is(err, ErrBadInput):
+	case errors.Is(err, jsonbody.ErrMalformed), errors.Is(err, ErrBadInput):
 		writeError(w, http.StatusBadRequest, err.Error())
 	case errors.Is(err, saga.ErrNotFound):
 		writeError(w, http.StatusNotFound, "not found")

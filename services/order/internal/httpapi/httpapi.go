@@ -3,18 +3,15 @@
 package httpapi
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"slices"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/google/uuid"
@@ -24,6 +21,7 @@ import (
 	"github.com/sagabox/sagabox/api"
 	"github.com/sagabox/sagabox/internal/platform"
 	"github.com/sagabox/sagabox/pkg/card"
+	"github.com/sagabox/sagabox/pkg/jsonbody"
 	"github.com/sagabox/sagabox/pkg/saga"
 	"github.com/sagabox/sagabox/pkg/saga/sagaapi"
 	"github.com/sagabox/sagabox/services/order/internal/app"
@@ -238,34 +236,13 @@ func maskedPayload(raw json.RawMessage) json.RawMessage {
 
 var (
 	errNotFound  = errors.New("not found")
-	errMalformed = errors.New("malformed request body")
 	errBadHeader = errors.New("bad request header")
 )
 
-// decodeJSON reads exactly one JSON object of known fields from a body of
-// at most MaxBodyBytes, in UTF-8 (RFC 8259; Go's decoder would otherwise
-// turn invalid bytes into U+FFFD without a word).
+// decodeJSON reads the body of r into dst (jsonbody.Read, at most
+// MaxBodyBytes).
 func decodeJSON(w http.ResponseWriter, r *http.Request, dst any) error {
-	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return tooBig
-		}
-		return fmt.Errorf("%w: %s", errMalformed, err)
-	}
-	if !utf8.Valid(raw) {
-		return fmt.Errorf("%w: not UTF-8", errMalformed)
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(dst); err != nil {
-		return fmt.Errorf("%w: %s", errMalformed, strings.TrimPrefix(err.Error(), "json: "))
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return fmt.Errorf("%w: unexpected data after the JSON object", errMalformed)
-	}
-	return nil
+	return jsonbody.Read(w, r, MaxBodyBytes, dst, false)
 }
 
 // writeError is the one place errors become HTTP statuses.
@@ -274,7 +251,7 @@ func (h handlers) writeError(w http.ResponseWriter, r *http.Request, err error) 
 	switch {
 	case errors.As(err, &tooBig):
 		platform.WriteError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body larger than %d bytes", tooBig.Limit))
-	case errors.Is(err, errMalformed), errors.Is(err, errBadHeader), errors.Is(err, app.ErrInvalid):
+	case errors.Is(err, jsonbody.ErrMalformed), errors.Is(err, errBadHeader), errors.Is(err, app.ErrInvalid):
 		platform.WriteError(w, http.StatusBadRequest, err.Error())
 	case errors.Is(err, app.ErrKeyReused):
 		platform.WriteError(w, http.StatusUnprocessableEntity, "Idempotency-Key was used for a different order: use a new key for a new order")
