@@ -181,6 +181,13 @@ func (c Client) PlaceOrder(ctx context.Context, o PlaceOrder, key string) (p Pla
 	return p, h.Get("Idempotent-Replayed") == "true", err
 }
 
+// CancelOrder starts the cancellation of ACCEPTED order id.
+func (c Client) CancelOrder(ctx context.Context, id int64) (Cancelling, error) {
+	var out Cancelling
+	_, err := c.Do(ctx, http.MethodPost, "/orders/"+strconv.FormatInt(id, 10)+"/cancel", nil, &out)
+	return out, err
+}
+
 // Order reads order id and its saga.
 func (c Client) Order(ctx context.Context, id int64) (Order, error) {
 	var o Order

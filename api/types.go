@@ -42,6 +42,17 @@ type Order struct {
 	CardLast4  string       `json:"creditCardLast4"`
 	Status     string       `json:"status"`
 	Saga       sagaapi.Saga `json:"saga"`
+	// Cancellation is the order's order-cancellation saga, once one
+	// started (status CANCELLING or CANCELLED).
+	Cancellation *sagaapi.Saga `json:"cancellation,omitempty"`
+}
+
+// Cancelling answers POST /orders/{id}/cancel (202): the order, now
+// CANCELLING, and its order-cancellation saga.
+type Cancelling struct {
+	OrderID int64     `json:"orderId"`
+	SagaID  uuid.UUID `json:"sagaId"`
+	Status  string    `json:"status"`
 }
 
 // Customer answers GET /customers/{id}: the open credit limit, in cents.

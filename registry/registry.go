@@ -93,10 +93,10 @@ func Components() []Component {
 			Instances: 1, CardKeys: true},
 		{Name: "customer", Role: Participant, Port: 8081, Service: customer.Service, Database: "customerdb", DBRole: "customeruser",
 			DBPassword: "customerpw", Migrations: migrations.Customer(), Connectors: []string{"customer-outbox"},
-			Steps: []contract.Info{contracts.CreditApproval().Info()}, Instances: 1},
+			Steps: []contract.Info{contracts.CreditApproval().Info(), contracts.CreditRelease().Info()}, Instances: 1},
 		{Name: "payment", Role: Participant, Port: 8082, Service: payment.Service, Database: "paymentdb", DBRole: "paymentuser",
 			DBPassword: "paymentpw", Migrations: migrations.Payment(), Connectors: []string{"payment-outbox"},
-			Steps: []contract.Info{contracts.Payment().Info()}, Instances: 1, CardKeys: true},
+			Steps: []contract.Info{contracts.Payment().Info(), contracts.PaymentRefund().Info()}, Instances: 1, CardKeys: true},
 		{Name: "console", Role: Console, Port: 8070, Instances: 1},
 	}
 }

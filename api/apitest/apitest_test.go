@@ -37,8 +37,9 @@ const (
 
 // sagaJSON is a saga as the order service shows it in a list or detail:
 // masked payload, a deadline while it waits.
-const sagaJSON = `{"id":"` + sagaID + `","type":"order-placement","status":"STARTED","currentStep":"payment",
-	"stepStatus":{"credit-approval":"SUCCEEDED","payment":"STARTED"},"attempt":1,
+const sagaJSON = `{"id":"` + sagaID + `","type":"order-placement","definitionVersion":1,"status":"STARTED","currentStep":"payment",
+	"stepStatus":{"credit-approval":"SUCCEEDED","payment":"STARTED"},
+	"waits":{"payment":{"attempt":1,"deadline":"2025-03-01T10:00:30.123Z"}},"attempt":1,
 	"deadline":"2025-03-01T10:00:30.123Z","statusSince":"2025-03-01T10:00:00Z","version":2,
 	"payload":{"order-id":7,"customer-id":456,"payment-due":4999,"credit-card-sealed":"v1.k2.…"},
 	"createdAt":"2025-03-01T10:00:00Z","updatedAt":"2025-03-01T10:00:00.5Z"}`
@@ -64,7 +65,7 @@ func TestCheckAcceptsDocumentedAnswers(t *testing.T) {
 			`{"orderId":7,"sagaId":"` + sagaID + `","status":"CREATED"}`},
 		{"order", "GET", "/orders/7", 200, jsonType, `{"orderId":7,"customerId":456,"itemId":3,"quantity":2,
 			"paymentDue":4999,"creditCardLast4":"4242","status":"ACCEPTED",
-			"saga":{"id":"` + sagaID + `","type":"order-placement","status":"SUCCEEDED","currentStep":"payment",
+			"saga":{"id":"` + sagaID + `","type":"order-placement","definitionVersion":2,"status":"SUCCEEDED","currentStep":"payment",
 			"stepStatus":{"credit-approval":"SUCCEEDED","payment":"SUCCEEDED"},"attempt":0,
 			"statusSince":"2025-03-01T10:00:01.2Z","version":4,"createdAt":"2025-03-01T10:00:00Z",
 			"updatedAt":"2025-03-01T10:00:01.2Z"}}`},
@@ -90,10 +91,13 @@ func TestCheckAcceptsDocumentedAnswers(t *testing.T) {
 			"window":"2m0s","bucket":"1m0s","now":{"STARTED":1,"SUCCEEDED":40,"ABORTING":0,"ABORTED":3},
 			"stuck":0,"buckets":[{"start":"2025-03-01T10:01:00Z","started":5,"succeeded":4,"aborted":1},
 			{"start":"2025-03-01T10:02:00Z","started":0,"succeeded":0,"aborted":0}],"ended":5,
-			"p50Ms":412.5,"p99Ms":1803}`},
-		{"types", "GET", "/admin/sagas/types", 200, jsonType, `[{"type":"order-placement","steps":[
-			{"name":"credit-approval","compensable":true,"timeout":"30s","retries":3},
-			{"name":"payment","compensable":true,"retries":0}]}]`},
+			"p50Ms":412.5,"p99Ms":1803,"unknownVersion":0}`},
+		{"types", "GET", "/admin/sagas/types", 200, jsonType, `[{"type":"order-placement","version":1,"latest":true,"steps":[
+			{"name":"credit-approval","after":[],"compensable":true,"timeout":"30s","retries":3},
+			{"name":"payment","after":["credit-approval"],"compensable":true,"retries":0}]},
+			{"type":"order-cancellation","version":1,"latest":true,"forwardOnly":true,"steps":[
+			{"name":"payment-refund","after":[],"compensable":false,"retries":3},
+			{"name":"credit-release","after":[],"compensable":false,"retries":3}]}]`},
 		{"action", "POST", "/admin/sagas/" + sagaID + "/abort", 200, jsonType, `{"saga":` + sagaJSON + `}`},
 		{"participant record", "GET", "/steps/credit-approval/" + sagaID, 200, jsonType,
 			`{"step":"credit-approval","sagaId":"` + sagaID + `","status":"DONE",
@@ -184,7 +188,7 @@ func TestCheckRejectsWhatTheDocumentDoesNotSay(t *testing.T) {
 			apitest.ErrUndocumentedStatus, []string{"200, 404, 500, 503"}},
 		{"a reader's token cannot be refused a read", "GET", "/admin/parked", 403, jsonType, `{"error":"no"}`,
 			apitest.ErrUndocumentedStatus, nil},
-		{"undocumented path", "POST", "/orders/7/cancel", 200, jsonType, `{}`, apitest.ErrUndocumentedPath, nil},
+		{"undocumented path", "POST", "/orders/7/refund", 200, jsonType, `{}`, apitest.ErrUndocumentedPath, nil},
 		{"empty segment", "GET", "/orders/", 200, jsonType, `{}`, apitest.ErrUndocumentedPath, nil},
 		{"trailing slash", "GET", "/admin/sagas/stats/", 200, jsonType, `{}`, apitest.ErrUndocumentedPath, nil},
 		{"undocumented method", "DELETE", "/orders/7", 200, jsonType, `{}`,
@@ -221,11 +225,12 @@ func TestHandlersTypesMatchTheDocument(t *testing.T) {
 	c := apitest.Must(t)
 	at := time.Date(2025, 3, 1, 10, 0, 0, 123e6, time.UTC)
 	id := uuid.MustParse(sagaID)
-	sparse := sagaapi.Saga{ID: id, Type: "order-placement", Status: saga.StatusSucceeded, CurrentStep: "payment",
+	sparse := sagaapi.Saga{ID: id, Type: "order-placement", DefinitionVersion: 1, Status: saga.StatusSucceeded, CurrentStep: "payment",
 		StepStatus:  map[string]saga.StepStatus{"credit-approval": saga.StepSucceeded, "payment": saga.StepSucceeded},
 		StatusSince: at, Version: 4, CreatedAt: at, UpdatedAt: at}
 	full := sparse
-	full.Status, full.Attempt, full.Deadline = saga.StatusAborting, 2, &at
+	full.Status, full.Attempt, full.Deadline, full.UnknownVersion = saga.StatusAborting, 2, &at, true
+	full.Waits = map[string]sagaapi.Wait{"credit-approval": {Attempt: 2, Deadline: &at}}
 	full.StepStatus = map[string]saga.StepStatus{"credit-approval": saga.StepCompensating, "payment": saga.StepAbandoned}
 	full.Payload = json.RawMessage(`{"order-id":7,"customer-id":456,"payment-due":4999}`)
 	history := []sagaapi.History{
@@ -264,8 +269,9 @@ func TestHandlersTypesMatchTheDocument(t *testing.T) {
 		{"GET", "/admin/sagas/stats", 200, sagaapi.Stats{At: at, Window: "15m0s", Bucket: "1m0s",
 			Now:     map[saga.Status]int64{saga.StatusStarted: 1, saga.StatusSucceeded: 2, saga.StatusAborting: 0, saga.StatusAborted: 0},
 			Buckets: []sagaapi.Bucket{{Start: at, Started: 1}}, P50Ms: 0.25}},
-		{"GET", "/admin/sagas/types", 200, []sagaapi.Type{{Type: "order-placement", Steps: []sagaapi.Step{
-			{Name: "credit-approval", Compensable: true, Timeout: "30s", Retries: 3}, {Name: "payment"}}}}},
+		{"GET", "/admin/sagas/types", 200, []sagaapi.Type{{Type: "order-placement", Version: 1, Latest: true, Steps: []sagaapi.Step{
+			{Name: "credit-approval", After: []string{}, Compensable: true, Timeout: "30s", Retries: 3},
+			{Name: "payment", After: []string{"credit-approval"}}}}}},
 		{"GET", "/admin/parked", 200, api.ParkedList{Parked: []api.ParkedMessage{}}},
 		{"GET", "/admin/parked", 200, api.ParkedList{Parked: []api.ParkedMessage{{Parked: parked, Value: "{}"},
 			{Parked: replayed}}, Next: "12"}},
@@ -525,8 +531,8 @@ func TestEveryOperationIsDescribed(t *testing.T) {
 			}
 		}
 	}
-	if ops != 21 {
-		t.Errorf("%d operations, want 21", ops)
+	if ops != 22 {
+		t.Errorf("%d operations, want 22", ops)
 	}
 }
 

@@ -129,7 +129,7 @@ func (s Step[R, S]) answer(ctx context.Context, tx pgx.Tx, c Call[R]) (contract.
 	if err != nil {
 		return "", err
 	}
-	if k == contract.Request {
+	if k != contract.Cancel {
 		if !claimed {
 			if prev == StatusDone {
 				return s.Contract.Succeeded, nil // a repeated request gets the first answer
@@ -146,20 +146,70 @@ func (s Step[R, S]) answer(ctx context.Context, tx pgx.Tx, c Call[R]) (contract.
 		}
 		return reply, settle(ctx, tx, s.Contract.Name, sagaID, status, done)
 	}
-	if claimed || prev != StatusDone || s.Undo == nil {
-		if !claimed && prev == StatusDone {
-			return s.Contract.Cancelled, settle(ctx, tx, s.Contract.Name, sagaID, StatusUndone, json.RawMessage(record))
+	return s.Contract.Cancelled, s.undo(ctx, tx, c, prev, record, claimed)
+}
+
+// undo is a CANCEL of call c through the barrier, whose row was prev with
+// record before it (claimed: the CANCEL inserted it): what a DONE step did
+// is undone, once; anything else has nothing left to undo.
+func (s Step[R, S]) undo(ctx context.Context, tx pgx.Tx, c Call[R], prev string, record []byte, claimed bool) error {
+	if claimed || prev != StatusDone {
+		return nil // a marker, or nothing left to undo
+	}
+	if s.Undo != nil {
+		var done S
+		if err := json.Unmarshal(record, &done); err != nil {
+			return fmt.Errorf("read the record of step %s of saga %s: %w", s.Contract.Name, c.SagaID, err)
 		}
-		return s.Contract.Cancelled, nil // a marker, or nothing left to undo
+		if err := s.Undo(ctx, tx, c, done); err != nil {
+			return err
+		}
 	}
-	var done S
-	if err := json.Unmarshal(record, &done); err != nil {
-		return "", fmt.Errorf("read the record of step %s of saga %s: %w", s.Contract.Name, sagaID, err)
+	return settle(ctx, tx, s.Contract.Name, c.SagaID, StatusUndone, json.RawMessage(record))
+}
+
+// Reversed is the record of a Reversal: the saga whose step it undid, and
+// that step's barrier status before (DONE: undone now; UNDONE: undone
+// before, by that saga's compensation; REFUSED or CANCELLED: nothing was
+// done; "" — no row: nothing done, and the step is now CANCELLED, so that
+// a late request of that saga is refused).
+type Reversed struct {
+	SagaID uuid.UUID `json:"sagaId"`
+	Was    string    `json:"was"`
+}
+
+// Reversal returns the step of contract c that undoes what step of did
+// for another saga — the saga and the request that target reads from c's
+// request — exactly as that saga's own CANCEL would: through of's barrier
+// row, so that the reversal and the other saga's compensation undo it once
+// between them, in whichever order they come. It never fails: with
+// nothing to undo it succeeds, having done nothing. It cannot be undone
+// (a CANCEL of it answers Cancelled and changes nothing): the saga calling
+// it should be ForwardOnly. A shop's order cancellation is one: refund
+// the payment step of the order's placement saga.
+func Reversal[Q, R, S any](c contract.Step[Q], of Step[R, S], target func(Q) (sagaID uuid.UUID, call R)) Step[Q, Reversed] {
+	return Step[Q, Reversed]{
+		Contract: c,
+		Do: func(ctx context.Context, tx pgx.Tx, call Call[Q]) (Reversed, bool, error) {
+			id, req := target(call.Request)
+			if id == uuid.Nil {
+				return Reversed{}, false, consumer.Permanent(fmt.Errorf("%s: the request names no saga to reverse", c.Name))
+			}
+			prev, record, claimed, err := claim(ctx, tx, of.Contract.Name, id, StatusCancelled)
+			if err != nil {
+				return Reversed{}, false, err
+			}
+			undo := Call[R]{SagaID: id, Kind: contract.Cancel, Request: req, EventID: call.EventID}
+			if err := of.undo(ctx, tx, undo, prev, record, claimed); err != nil {
+				return Reversed{}, false, err
+			}
+			was := prev
+			if claimed {
+				was = ""
+			}
+			return Reversed{SagaID: id, Was: was}, true, nil
+		},
 	}
-	if err := s.Undo(ctx, tx, c, done); err != nil {
-		return "", err
-	}
-	return s.Contract.Cancelled, settle(ctx, tx, s.Contract.Name, sagaID, StatusUndone, json.RawMessage(record))
 }
 
 // claim inserts the barrier row of (step, saga) with status unless it

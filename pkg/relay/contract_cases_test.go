@@ -205,7 +205,7 @@ func contractCases() []contractCase {
 				return b(`{"id":"` + eventID + `","type":"order-placement","payload":"{\"order_id\": 1}","current_step":"payment",` +
 					`"step_status":"{\"payment\": \"STARTED\"}","status":"` + status + `","version":` + string(rune('0'+version)) +
 					`,"created_at":"2024-05-01T12:00:00.500000Z","updated_at":"2024-05-01T12:00:00.000000Z"` +
-					`,"attempt":0,"deadline":null,"status_since":"2024-05-01T12:00:00.500000Z"}`)
+					`,"attempt":0,"deadline":null,"status_since":"2024-05-01T12:00:00.500000Z","waits":"{}","definition_version":1}`)
 			}
 			return []contractRecord{
 				{Topic: "sagas.public.sagastate", Partition: -1, Key: key, Value: row("STARTED", 0), Headers: ctx4("sagas")},

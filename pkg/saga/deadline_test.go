@@ -432,7 +432,7 @@ func TestOperatorActionsPersist(t *testing.T) {
 		return func(tx pgx.Tx, c saga.Cause) (saga.State, error) { return o.Abort(ctx, tx, id, c) }
 	}
 	retry := func(id uuid.UUID) func(pgx.Tx, saga.Cause) (saga.State, error) {
-		return func(tx pgx.Tx, c saga.Cause) (saga.State, error) { return o.Retry(ctx, tx, id, c) }
+		return func(tx pgx.Tx, c saga.Cause) (saga.State, error) { return o.Retry(ctx, tx, id, "", c) }
 	}
 	mark := func(id uuid.UUID, step string) func(pgx.Tx, saga.Cause) (saga.State, error) {
 		return func(tx pgx.Tx, c saga.Cause) (saga.State, error) { return o.MarkCompensated(ctx, tx, id, step, c) }

@@ -16,12 +16,20 @@ type StepBuilder interface {
 // Step returns s: a Step is its own builder.
 func (s Step) Step() Step { return s }
 
-// Define returns the definition of a saga type: its name and its steps in
-// execution order, e.g.
+// Define returns version 1 of the definition of a saga type: its name and
+// its steps, each after the one before it unless it says otherwise
+// (CallStep.After), e.g.
 //
 //	saga.Define("order-placement",
 //		saga.Call(contracts.CreditApproval(), creditRequest).Deadline(d),
 //		saga.Call(contracts.Payment(), paymentRequest).Compensate(refund).Deadline(d))
+//
+//	saga.Define("order-cancellation", // two steps in parallel
+//		saga.Call(contracts.PaymentRefund(), refund).After(),
+//		saga.Call(contracts.CreditRelease(), release).After())
+//
+// A changed definition is a new version (Definition.Version), deployed
+// beside the versions that sagas in flight still run.
 func Define(sagaType string, steps ...StepBuilder) Definition {
 	d := Definition{Type: sagaType}
 	for _, s := range steps {
@@ -38,6 +46,7 @@ type CallStep[P, R any] struct {
 	cancel   func(P) (R, error)
 	deadline Deadline
 	noUndo   bool
+	after    []string // nil: the step before it
 }
 
 // Call returns the step that calls the participant serving contract c: its
@@ -60,6 +69,15 @@ func (b CallStep[P, R]) Compensate(cancel func(P) (R, error)) CallStep[P, R] {
 // aborts it is marked COMPENSATED without a message.
 func (b CallStep[P, R]) NoCompensation() CallStep[P, R] {
 	b.noUndo = true
+	return b
+}
+
+// After returns the step waiting for steps (their names) instead of the
+// step before it: it starts once all of them succeeded, in parallel with
+// any other step that can start then. After() with no name starts it with
+// the saga.
+func (b CallStep[P, R]) After(steps ...string) CallStep[P, R] {
+	b.after = append([]string{}, steps...)
 	return b
 }
 
@@ -90,6 +108,7 @@ func (b CallStep[P, R]) Step() Step {
 			return StepCompensated, nil
 		},
 		Deadline: b.deadline,
+		After:    b.after,
 	}
 	if !b.noUndo {
 		s.Compensate = b.message(contract.Cancel, b.cancel)

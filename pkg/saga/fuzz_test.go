@@ -91,7 +91,7 @@ func fuzzTransitions(t *testing.T, events []byte) {
 		case evAbort:
 			n, na, err = saga.Abort(def, s, clock)
 		case evRetry:
-			n, na, err = saga.Retry(def, s, clock)
+			n, na, err = saga.Retry(def, s, "", clock)
 		case evMark:
 			n, na, err = saga.MarkCompensated(def, s, step, clock)
 		}

@@ -59,7 +59,7 @@ func List(ctx context.Context, q Querier, f Filter) ([]State, bool, error) {
 	const sql = `SELECT ` + stateColumns + ` FROM sagastate
 		WHERE ($1 = '' OR type = $1)
 		  AND ($2 = '' OR status = $2)
-		  AND ($3 = '' OR current_step = $3)
+		  AND ($3 = '' OR current_step = $3 OR waits ? $3)
 		  AND ($4::float8 = 0 OR created_at < now() - make_interval(secs => $4))
 		  AND (NOT $5 OR deadline <= now()
 		       OR ($6::float8 > 0 AND status = 'ABORTING' AND status_since < now() - make_interval(secs => $6)))

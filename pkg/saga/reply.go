@@ -46,8 +46,10 @@ func ReplyTopics(defs ...Definition) []string {
 //     consumer.Early: the transaction that sent that message committed but
 //     is not visible here yet; try again shortly;
 //   - a lost optimistic lock (ErrStale) is transient (IsRetryable);
-//   - a reply of no known step, or one its step cannot read, is
-//     consumer.Permanent: it is parked;
+//   - a reply of no known step, or one its step cannot read, or to a saga
+//     of a definition version this orchestrator does not hold, is
+//     consumer.Permanent: it is parked (replay it once a service with that
+//     version runs);
 //   - a late reply (duplicated, to a step already settled, after the saga
 //     ended) changes nothing, is logged and committed.
 func (o *Orchestrator) OnReply(ctx context.Context, tx pgx.Tx, m consumer.Message) error {
@@ -64,7 +66,8 @@ func (o *Orchestrator) OnReply(ctx context.Context, tx pgx.Tx, m consumer.Messag
 	switch {
 	case errors.Is(err, ErrNotFound), errors.Is(err, ErrEarlyReply):
 		return consumer.Early(err)
-	case errors.Is(err, ErrUnexpectedReply), errors.Is(err, ErrBadReply), errors.Is(err, ErrUnknownType):
+	case errors.Is(err, ErrUnexpectedReply), errors.Is(err, ErrBadReply), errors.Is(err, ErrUnknownType),
+		errors.Is(err, ErrUnknownVersion):
 		return consumer.Permanent(err)
 	case err != nil:
 		return err

@@ -1,8 +1,11 @@
 // Package saga is a small orchestration engine for sagas whose messages leave
 // through the transactional outbox (pkg/outbox). A saga type is a Definition:
-// ordered steps, each with the request that starts it, the message that
-// compensates it, the mapping of its replies to a step outcome and its
-// Deadline (how long to wait for the participant, how often to ask again).
+// steps, each with the steps it waits for (by default the one before it: a
+// chain; several steps whose dependencies succeeded run in parallel), the
+// request that starts it, the message that compensates it, the mapping of
+// its replies to a step outcome and its Deadline (how long to wait for the
+// participant, how often to ask again). A Definition has a version, and a
+// saga is driven by the version it started with until it ends.
 // The state of every saga instance is one row of the table "sagastate",
 // changed only by pure functions (Transition for replies, Timeout for passed
 // deadlines, Abort, Retry and MarkCompensated for operators) and persisted
@@ -18,6 +21,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -139,17 +144,38 @@ type Step struct {
 	// Contract is the contract of the step's participant, when the step
 	// was built from one (Call): its messages' types and reply statuses.
 	Contract contract.Info
+	// After names the steps this one waits for: it starts when all of them
+	// have SUCCEEDED, in the transition of the last one's reply. Nil means
+	// the step before it in Definition.Steps (none for the first: a chain);
+	// an empty, non-nil After starts the step with the saga. Every name is
+	// of an earlier step, so Steps is an order in which they can run.
+	After []string
 }
 
 // ReplyTopic is the topic of the step's replies: "<name>.response".
 func (s Step) ReplyTopic() string { return contract.Info{Name: s.Name}.ReplyTopic() }
 
-// Definition is a saga type: its name and its steps in execution order.
-// Compensation runs in the reverse order.
+// Definition is a saga type: its name, its version and its steps, each
+// after the steps it depends on (Step.After). Compensation runs in the
+// reverse order of the dependencies: a step is compensated once every step
+// that depended on it is.
 type Definition struct {
-	Type  string
-	Steps []Step
+	Type string
+	// Version tells a changed definition from the one before; 0 counts as
+	// 1. A saga records the version it started with and is driven by that
+	// definition until it ends: a service keeps every version of a type it
+	// still has sagas of (see Config.Definitions).
+	Version int
+	Steps   []Step
+	// ForwardOnly marks a saga that must go through: every step is sent
+	// again until it is answered (its Deadline retries never run out) and
+	// an operator cannot abort it. For steps that cannot fail or be undone
+	// — giving back what an earlier saga took.
+	ForwardOnly bool
 }
+
+// V returns the definition's version: Version, or 1 when it is 0.
+func (d Definition) V() int { return max(d.Version, 1) }
 
 // Validate reports a definition that cannot run.
 func (d Definition) Validate() error {
@@ -171,9 +197,36 @@ func (d Definition) Validate() error {
 		case s.Deadline.Timeout < 0 || s.Deadline.MaxTimeout < 0 || s.Deadline.Retries < 0:
 			return fmt.Errorf("saga definition %s: step %s has a negative deadline setting", d.Type, s.Name)
 		}
+		after := map[string]bool{}
+		for _, dep := range s.After {
+			switch {
+			case !seen[dep]:
+				return fmt.Errorf("saga definition %s: step %s comes after %q, which is not a step before it", d.Type, s.Name, dep)
+			case after[dep]:
+				return fmt.Errorf("saga definition %s: step %s comes after %s twice", d.Type, s.Name, dep)
+			}
+			after[dep] = true
+		}
 		seen[s.Name] = true
 	}
+	if d.Version < 0 {
+		return fmt.Errorf("saga definition %s: negative version %d", d.Type, d.Version)
+	}
 	return nil
+}
+
+// Deps returns the names of the steps step idx waits for (Step.After, or
+// the step before it).
+func (d Definition) Deps(idx int) []string {
+	if d.Steps[idx].After != nil || idx == 0 {
+		return d.Steps[idx].After
+	}
+	return []string{d.Steps[idx-1].Name}
+}
+
+// dependsOn reports whether step idx waits for the step called name.
+func (d Definition) dependsOn(idx int, name string) bool {
+	return slices.Contains(d.Deps(idx), name)
 }
 
 // HasStep reports whether the definition has a step called name.
@@ -193,18 +246,27 @@ func (d Definition) step(name string) (int, bool) {
 
 // State is one saga instance, as stored in the sagastate table.
 type State struct {
-	ID          uuid.UUID             `json:"id"`
-	Type        string                `json:"type"`
-	Payload     json.RawMessage       `json:"payload"`
+	ID   uuid.UUID `json:"id"`
+	Type string    `json:"type"`
+	// DefinitionVersion is the version of the definition the saga started
+	// with, which drives it to its end.
+	DefinitionVersion int             `json:"definitionVersion"`
+	Payload           json.RawMessage `json:"payload"`
+	// CurrentStep is the step the saga's last message was for: while it
+	// runs, a step waiting for its reply (the first waiting one in the
+	// definition's order when that message's step no longer waits).
 	CurrentStep string                `json:"currentStep"`
 	StepStatus  map[string]StepStatus `json:"stepStatus"`
 	Status      Status                `json:"status"`
-	// Attempt counts the re-sends of the message the current step waits
-	// for (0: sent once).
+	// Waits holds every step waiting for a reply — STARTED, or
+	// COMPENSATING — with the re-sends of its message and its deadline.
+	// Steps of one saga wait side by side when they run in parallel.
+	Waits map[string]Wait `json:"waits,omitempty"`
+	// Attempt counts the re-sends of the message CurrentStep waits for (0:
+	// sent once).
 	Attempt int `json:"attempt"`
-	// Deadline is when the deadline sweeper acts on the current step if its
-	// reply has not come; zero when nothing waits or the step has no
-	// deadline.
+	// Deadline is the earliest deadline of Waits, when the deadline
+	// sweeper acts; zero when nothing waits or no waiting step has one.
 	Deadline time.Time `json:"deadline,omitzero"`
 	// StatusSince is when the saga entered its Status.
 	StatusSince time.Time `json:"statusSince"`
@@ -213,13 +275,73 @@ type State struct {
 	UpdatedAt   time.Time `json:"updatedAt"`
 }
 
+// Wait is a step waiting for the reply to its message.
+type Wait struct {
+	// Attempt counts the re-sends of the message (0: sent once).
+	Attempt int `json:"attempt"`
+	// Deadline is when the deadline sweeper acts if no reply has come;
+	// zero for a step without one.
+	Deadline time.Time `json:"deadline,omitzero"`
+}
+
 func (s State) clone() State {
 	c := s
-	c.StepStatus = make(map[string]StepStatus, len(s.StepStatus))
-	for k, v := range s.StepStatus {
-		c.StepStatus[k] = v
+	c.StepStatus = maps.Clone(s.StepStatus)
+	if c.StepStatus == nil {
+		c.StepStatus = map[string]StepStatus{}
+	}
+	c.Waits = maps.Clone(s.Waits)
+	if c.Waits == nil {
+		c.Waits = map[string]Wait{}
 	}
 	return c
+}
+
+// Upgrade returns s with its Waits filled in when it was stored before
+// steps could wait side by side: its current step waits, with the saga's
+// attempt and deadline. The transition functions upgrade the state they
+// are given.
+func (s State) Upgrade() State {
+	if len(s.Waits) > 0 || s.Status.Done() {
+		return s
+	}
+	cur := s.StepStatus[s.CurrentStep]
+	if s.Status == StatusStarted && cur == StepStarted || s.Status == StatusAborting && cur == StepCompensating {
+		s.Waits = map[string]Wait{s.CurrentStep: {Attempt: s.Attempt, Deadline: s.Deadline}}
+	}
+	return s
+}
+
+// wait records that step idx of d waits for the attempt-th sending of its
+// message, sent at now, and makes it the current step.
+func (s *State) wait(d Definition, idx int, attempt int, now time.Time) {
+	st := d.Steps[idx]
+	s.Waits[st.Name] = Wait{Attempt: attempt, Deadline: st.Deadline.at(now, attempt)}
+	s.CurrentStep = st.Name
+}
+
+// summarize sets the saga-wide CurrentStep, Attempt and Deadline from
+// Waits (see State).
+func (s *State) summarize(d Definition) {
+	if len(s.Waits) == 0 {
+		s.Attempt, s.Deadline = 0, time.Time{}
+		return
+	}
+	if _, ok := s.Waits[s.CurrentStep]; !ok {
+		for _, st := range d.Steps {
+			if _, ok := s.Waits[st.Name]; ok {
+				s.CurrentStep = st.Name
+				break
+			}
+		}
+	}
+	s.Attempt = s.Waits[s.CurrentStep].Attempt
+	s.Deadline = time.Time{}
+	for _, w := range s.Waits {
+		if !w.Deadline.IsZero() && (s.Deadline.IsZero() || w.Deadline.Before(s.Deadline)) {
+			s.Deadline = w.Deadline
+		}
+	}
 }
 
 func (s *State) setStatus(st Status, now time.Time) {
@@ -260,65 +382,80 @@ var ErrNotDue = errors.New("saga deadline not passed")
 // no step waits, marking compensated a step that is not being compensated.
 var ErrWrongState = errors.New("action does not apply to the saga's state")
 
-// Begin returns the first state of a saga started at now and the action that
-// starts it.
+// ErrUnknownVersion reports a saga whose definition version the service
+// does not hold (it was deployed without it): nothing may drive it, and
+// it is left as it is until a service that has the version does.
+var ErrUnknownVersion = errors.New("saga definition version unknown here")
+
+// Begin returns the first state of a saga of d started at now and the
+// actions that start it: the request of every step that waits for no
+// other.
 func Begin(d Definition, id uuid.UUID, payload json.RawMessage, now time.Time) (State, []Action) {
 	s := State{
-		ID:          id,
-		Type:        d.Type,
-		Payload:     payload,
-		StepStatus:  map[string]StepStatus{},
-		Status:      StatusStarted,
-		StatusSince: now,
+		ID:                id,
+		Type:              d.Type,
+		DefinitionVersion: d.V(),
+		Payload:           payload,
+		StepStatus:        map[string]StepStatus{},
+		Waits:             map[string]Wait{},
+		Status:            StatusStarted,
+		StatusSince:       now,
 	}
-	return s, []Action{start(d, &s, 0, now)}
+	acts := startReady(d, &s, now)
+	s.CurrentStep = acts[0].Step
+	s.summarize(d)
+	return s, acts
 }
 
 // Transition applies the outcome of a reply of step, received at now, to s
 // and returns the new state and the messages to send. It is pure: s is not
 // modified.
 //
-// Rules: a SUCCEEDED reply to the running step starts the next step, or ends
-// the saga SUCCEEDED after the last one. A FAILED reply sets the saga
-// ABORTING and compensates the SUCCEEDED steps one at a time, newest first,
-// then the ABANDONED ones; each COMPENSATED reply moves to the next, and
-// when none is left the saga is ABORTED. Steps without a compensation are
-// marked COMPENSATED on the spot. Any other reply is ErrEarlyReply when it
-// answers a message s does not show as sent yet (see early), else
-// ErrUnexpectedReply: a late reply, to a step that does not wait for one any
-// more or after the saga ended, or of no known kind.
+// Rules: a SUCCEEDED reply to a STARTED step starts every step whose
+// dependencies have now all succeeded, or ends the saga SUCCEEDED when
+// every step has. A FAILED reply sets the saga ABORTING: the steps still
+// waiting for their reply are ABANDONED (they may take effect yet), and
+// the compensation runs (see compensate). Each COMPENSATED reply goes on
+// with it, and when nothing is left to compensate the saga is ABORTED. Any
+// other reply is ErrEarlyReply when it answers a message s does not show
+// as sent yet (see early), else ErrUnexpectedReply: a late reply, to a
+// step that does not wait for one any more or after the saga ended, or of
+// no known kind.
 func Transition(d Definition, s State, step string, outcome StepStatus, now time.Time) (State, []Action, error) {
+	s = s.Upgrade()
 	idx, ok := d.step(step)
 	if !ok {
 		return s, nil, fmt.Errorf("%w: saga %s has no step %q", ErrUnexpectedReply, d.Type, step)
 	}
 	cur := s.StepStatus[step]
 	next := s.clone()
+	var acts []Action
 	switch {
-	case s.Status == StatusStarted && s.CurrentStep == step && cur == StepStarted && outcome == StepSucceeded:
+	case s.Status == StatusStarted && cur == StepStarted && outcome == StepSucceeded:
 		next.StepStatus[step] = StepSucceeded
-		if idx+1 < len(d.Steps) {
-			return next, []Action{start(d, &next, idx+1, now)}, nil
+		delete(next.Waits, step)
+		acts = startReady(d, &next, now)
+		if allSteps(d, next, StepSucceeded) {
+			next.setStatus(StatusSucceeded, now)
 		}
-		next.setStatus(StatusSucceeded, now)
-		next.Attempt, next.Deadline = 0, time.Time{}
-		return next, nil, nil
-
-	case s.Status == StatusStarted && s.CurrentStep == step && cur == StepStarted && outcome == StepFailed:
+	case s.Status == StatusStarted && cur == StepStarted && outcome == StepFailed:
 		next.StepStatus[step] = StepFailed
-		next.setStatus(StatusAborting, now)
-		return next, compensateNext(d, &next, now), nil
-
-	case s.Status == StatusAborting && s.CurrentStep == step && cur == StepCompensating && outcome == StepCompensated:
+		delete(next.Waits, step)
+		acts = abort(d, &next, now)
+	case s.Status == StatusAborting && cur == StepCompensating && outcome == StepCompensated:
 		next.StepStatus[step] = StepCompensated
-		return next, compensateNext(d, &next, now), nil
+		delete(next.Waits, step)
+		acts = compensate(d, &next, now)
+	default:
+		kind := ErrUnexpectedReply
+		if early(s.Status, cur, outcome, d.Steps[idx].Compensate != nil) {
+			kind = ErrEarlyReply
+		}
+		return s, nil, fmt.Errorf("%w: step %s is %s in %s saga %s, reply says %s",
+			kind, step, orNone(cur), s.Status, s.ID, outcome)
 	}
-	kind := ErrUnexpectedReply
-	if early(s.Status, cur, outcome, d.Steps[idx].Compensate != nil) {
-		kind = ErrEarlyReply
-	}
-	return s, nil, fmt.Errorf("%w: step %s is %s in %s saga %s, reply says %s",
-		kind, step, orNone(cur), s.Status, s.ID, outcome)
+	next.summarize(d)
+	return next, acts, nil
 }
 
 // early reports whether a reply with outcome, for a step whose status is cur
@@ -334,65 +471,96 @@ func early(status Status, cur, outcome StepStatus, compensable bool) bool {
 	}
 	switch outcome {
 	case StepSucceeded, StepFailed:
-		return cur == ""
+		return cur == "" && status == StatusStarted
 	case StepCompensated:
-		return compensable && (cur == "" || cur == StepStarted || cur == StepSucceeded || cur == StepAbandoned)
+		return compensable && (cur == "" && status == StatusStarted || cur == StepStarted || cur == StepSucceeded || cur == StepAbandoned)
 	}
 	return false
 }
 
-// Timeout applies a passed deadline at now: the current step's request is
-// sent again while it has retries left, else the step is ABANDONED and the
-// saga aborts; a compensation is sent again, always. It returns ErrNotDue
-// when s has no deadline or it lies after now. A deadline on a saga whose
-// current step waits for nothing (which only a hand-edited row can have) is
-// dropped. It is pure: s is not modified.
+// Timeout applies the deadlines that have passed at now: a waiting
+// request with retries left is sent again, and one without ABANDONS its
+// step and aborts the saga; a compensation is sent again, always. It
+// returns ErrNotDue when no deadline of s lies at or before now. A saga
+// deadline with no step waiting behind it (which only a hand-edited row
+// can have) is dropped. It is pure: s is not modified.
 func Timeout(d Definition, s State, now time.Time) (State, []Action, error) {
+	s = s.Upgrade()
 	if s.Status.Done() || s.Deadline.IsZero() || now.Before(s.Deadline) {
 		return s, nil, fmt.Errorf("saga %s: %w", s.ID, ErrNotDue)
 	}
 	next := s.clone()
-	idx, ok := d.step(s.CurrentStep)
-	cur := s.StepStatus[s.CurrentStep]
-	switch {
-	case ok && s.Status == StatusStarted && cur == StepStarted:
-		if s.Attempt < d.Steps[idx].Deadline.Retries {
-			return next, []Action{resend(d, &next, idx, false, now)}, nil
+	for name, w := range next.Waits {
+		if !d.HasStep(name) { // a hand-edited row: its deadline is dropped
+			w.Deadline = time.Time{}
+			next.Waits[name] = w
 		}
-		return next, abandon(d, &next, now), nil
-	case ok && s.Status == StatusAborting && cur == StepCompensating:
-		return next, []Action{resend(d, &next, idx, true, now)}, nil
 	}
-	next.Deadline = time.Time{}
-	return next, nil, nil
+	var due []int
+	for i, st := range d.Steps {
+		if w, ok := s.Waits[st.Name]; ok && !w.Deadline.IsZero() && !now.Before(w.Deadline) {
+			due = append(due, i)
+		}
+	}
+	for _, i := range due {
+		st := d.Steps[i]
+		if s.StepStatus[st.Name] == StepStarted && !d.ForwardOnly && s.Waits[st.Name].Attempt >= st.Deadline.Retries {
+			acts := abort(d, &next, now)
+			next.summarize(d)
+			return next, acts, nil
+		}
+	}
+	var acts []Action
+	for _, i := range due {
+		acts = append(acts, resend(d, &next, i, now))
+	}
+	next.summarize(d)
+	if len(acts) == 0 {
+		next.Deadline = time.Time{}
+	}
+	return next, acts, nil
 }
 
 // Abort is the operator forcing compensation of a running saga at now: the
-// step waiting for its reply is ABANDONED and the saga aborts as if that
-// step had timed out for good. ErrWrongState if the saga is not STARTED.
+// steps waiting for their reply are ABANDONED and the saga aborts as if
+// they had timed out for good. ErrWrongState if the saga is not STARTED,
+// or is ForwardOnly.
 func Abort(d Definition, s State, now time.Time) (State, []Action, error) {
+	s = s.Upgrade()
 	if s.Status != StatusStarted {
 		return s, nil, fmt.Errorf("%w: abort saga %s: it is %s", ErrWrongState, s.ID, s.Status)
 	}
+	if d.ForwardOnly {
+		return s, nil, fmt.Errorf("%w: abort saga %s: a %s saga only goes forward (retry it instead)", ErrWrongState, s.ID, d.Type)
+	}
 	next := s.clone()
-	return next, abandon(d, &next, now), nil
+	acts := abort(d, &next, now)
+	next.summarize(d)
+	return next, acts, nil
 }
 
-// Retry is the operator sending the message the current step waits for
-// again at now (its request, or its compensation), counted as one more
-// attempt. ErrWrongState if no step waits.
-func Retry(d Definition, s State, now time.Time) (State, []Action, error) {
-	idx, ok := d.step(s.CurrentStep)
-	cur := s.StepStatus[s.CurrentStep]
+// Retry is the operator sending again at now the message step waits for
+// (its request, or its compensation), counted as one more attempt; with
+// step "", the message of every waiting step. ErrWrongState if step (or,
+// for "", any step) does not wait.
+func Retry(d Definition, s State, step string, now time.Time) (State, []Action, error) {
+	s = s.Upgrade()
 	next := s.clone()
-	switch {
-	case ok && s.Status == StatusStarted && cur == StepStarted:
-		return next, []Action{resend(d, &next, idx, false, now)}, nil
-	case ok && s.Status == StatusAborting && cur == StepCompensating:
-		return next, []Action{resend(d, &next, idx, true, now)}, nil
+	var acts []Action
+	for i, st := range d.Steps {
+		if _, waits := s.Waits[st.Name]; waits && (step == "" || step == st.Name) && !s.Status.Done() {
+			acts = append(acts, resend(d, &next, i, now))
+		}
 	}
-	return s, nil, fmt.Errorf("%w: retry saga %s: it is %s, step %s is %s",
-		ErrWrongState, s.ID, s.Status, s.CurrentStep, orNone(cur))
+	if len(acts) == 0 {
+		what := "no step"
+		if step != "" {
+			what = "step " + step + " (" + orNone(s.StepStatus[step]) + ") does not"
+		}
+		return s, nil, fmt.Errorf("%w: retry saga %s: it is %s and %s waits for a reply", ErrWrongState, s.ID, s.Status, what)
+	}
+	next.summarize(d)
+	return next, acts, nil
 }
 
 // MarkCompensated is the operator confirming by hand, at now, the
@@ -400,68 +568,137 @@ func Retry(d Definition, s State, now time.Time) (State, []Action, error) {
 // answer it): the saga goes on as if the COMPENSATED reply had come.
 // ErrWrongState unless the saga is ABORTING and step is COMPENSATING.
 func MarkCompensated(d Definition, s State, step string, now time.Time) (State, []Action, error) {
+	s = s.Upgrade()
 	cur := s.StepStatus[step]
-	if _, ok := d.step(step); !ok || s.Status != StatusAborting || s.CurrentStep != step || cur != StepCompensating {
+	if _, ok := d.step(step); !ok || s.Status != StatusAborting || cur != StepCompensating {
 		return s, nil, fmt.Errorf("%w: mark step %s compensated in saga %s: the saga is %s, the step %s",
 			ErrWrongState, step, s.ID, s.Status, orNone(cur))
 	}
 	next := s.clone()
 	next.StepStatus[step] = StepCompensated
-	return next, compensateNext(d, &next, now), nil
+	delete(next.Waits, step)
+	acts := compensate(d, &next, now)
+	next.summarize(d)
+	return next, acts, nil
 }
 
-// start makes step idx the current one and sends its request.
-func start(d Definition, s *State, idx int, now time.Time) Action {
-	st := d.Steps[idx]
-	s.CurrentStep = st.Name
-	s.StepStatus[st.Name] = StepStarted
-	s.Attempt, s.Deadline = 0, st.Deadline.at(now, 0)
-	return Action{Step: st.Name}
-}
-
-// resend sends the current message of step idx once more.
-func resend(d Definition, s *State, idx int, compensate bool, now time.Time) Action {
-	st := d.Steps[idx]
-	s.Attempt++
-	s.Deadline = st.Deadline.at(now, s.Attempt)
-	return Action{Step: st.Name, Compensate: compensate}
-}
-
-// abandon gives up waiting for the current step and aborts the saga.
-func abandon(d Definition, s *State, now time.Time) []Action {
-	s.StepStatus[s.CurrentStep] = StepAbandoned
-	s.setStatus(StatusAborting, now)
-	return compensateNext(d, s, now)
-}
-
-// compensateNext compensates the newest SUCCEEDED step, or when none is
-// left the newest ABANDONED one, marking steps without a compensation as
-// COMPENSATED on the way. With nothing left to compensate the saga is
-// ABORTED.
-//
-// ABANDONED steps come last because their participant is the one that did
-// not answer: waiting for it first would hold every other step's effect
-// (the customer's credit) for as long as it is down.
-func compensateNext(d Definition, s *State, now time.Time) []Action {
-	for _, want := range []StepStatus{StepSucceeded, StepAbandoned} {
-		for i := len(d.Steps) - 1; i >= 0; i-- {
-			st := d.Steps[i]
-			if s.StepStatus[st.Name] != want {
-				continue
-			}
-			if st.Compensate == nil {
-				s.StepStatus[st.Name] = StepCompensated
-				continue
-			}
-			s.StepStatus[st.Name] = StepCompensating
-			s.CurrentStep = st.Name
-			s.Attempt, s.Deadline = 0, st.Deadline.at(now, 0)
-			return []Action{{Step: st.Name, Compensate: true}}
+// startReady starts every step not started whose dependencies have all
+// SUCCEEDED, in the definition's order.
+func startReady(d Definition, s *State, now time.Time) []Action {
+	var acts []Action
+	for i, st := range d.Steps {
+		if s.StepStatus[st.Name] != "" {
+			continue
+		}
+		ready := true
+		for _, dep := range d.Deps(i) {
+			ready = ready && s.StepStatus[dep] == StepSucceeded
+		}
+		if ready {
+			s.StepStatus[st.Name] = StepStarted
+			s.wait(d, i, 0, now)
+			acts = append(acts, Action{Step: st.Name})
 		}
 	}
-	s.setStatus(StatusAborted, now)
-	s.Attempt, s.Deadline = 0, time.Time{}
-	return nil
+	return acts
+}
+
+// resend sends the message step idx waits for once more.
+func resend(d Definition, s *State, idx int, now time.Time) Action {
+	name := d.Steps[idx].Name
+	s.wait(d, idx, s.Waits[name].Attempt+1, now)
+	return Action{Step: name, Compensate: s.StepStatus[name] == StepCompensating}
+}
+
+// abort gives up on the steps still waiting for their reply (ABANDONED)
+// and turns the saga to compensation.
+func abort(d Definition, s *State, now time.Time) []Action {
+	for name, st := range s.StepStatus {
+		if st == StepStarted {
+			s.StepStatus[name] = StepAbandoned
+			delete(s.Waits, name)
+		}
+	}
+	s.setStatus(StatusAborting, now)
+	return compensate(d, s, now)
+}
+
+// compensate starts the compensations that can run now, marking steps
+// without one COMPENSATED on the way, and ends the saga ABORTED when
+// nothing is left to compensate:
+//
+//   - a SUCCEEDED step is compensated once no step that depends on it is
+//     SUCCEEDED or COMPENSATING: in the reverse order of the dependencies,
+//     independent branches side by side (a chain: newest first, one at a
+//     time);
+//   - ABANDONED steps are compensated, side by side, once no step is
+//     SUCCEEDED or COMPENSATING any more. They come last because their
+//     participant may be the one that did not answer: waiting for it first
+//     would hold every other step's effect (the customer's credit) for as
+//     long as it is down.
+func compensate(d Definition, s *State, now time.Time) []Action {
+	var acts []Action
+	begin := func(i int) {
+		st := d.Steps[i]
+		if st.Compensate == nil {
+			s.StepStatus[st.Name] = StepCompensated
+			return
+		}
+		s.StepStatus[st.Name] = StepCompensating
+		s.wait(d, i, 0, now)
+		acts = append(acts, Action{Step: st.Name, Compensate: true})
+	}
+	// From the last step back, so that a step marked COMPENSATED on the
+	// spot frees the steps it depends on in the same pass.
+	for i := len(d.Steps) - 1; i >= 0; i-- {
+		if s.StepStatus[d.Steps[i].Name] == StepSucceeded && !heldBy(d, *s, i) {
+			begin(i)
+		}
+	}
+	if !anyStep(d, *s, StepSucceeded, StepCompensating) {
+		for i := len(d.Steps) - 1; i >= 0; i-- {
+			if s.StepStatus[d.Steps[i].Name] == StepAbandoned {
+				begin(i)
+			}
+		}
+	}
+	if !anyStep(d, *s, StepSucceeded, StepCompensating, StepAbandoned) {
+		s.setStatus(StatusAborted, now)
+		clear(s.Waits)
+	}
+	return acts
+}
+
+// heldBy reports whether a step that depends on step idx is SUCCEEDED or
+// COMPENSATING: idx is compensated after it.
+func heldBy(d Definition, s State, idx int) bool {
+	name := d.Steps[idx].Name
+	for j := idx + 1; j < len(d.Steps); j++ {
+		if st := s.StepStatus[d.Steps[j].Name]; (st == StepSucceeded || st == StepCompensating) && d.dependsOn(j, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// allSteps reports whether every step of d is want in s.
+func allSteps(d Definition, s State, want StepStatus) bool {
+	for _, st := range d.Steps {
+		if s.StepStatus[st.Name] != want {
+			return false
+		}
+	}
+	return true
+}
+
+// anyStep reports whether a step of d is one of want in s.
+func anyStep(d Definition, s State, want ...StepStatus) bool {
+	for _, st := range d.Steps {
+		if slices.Contains(want, s.StepStatus[st.Name]) {
+			return true
+		}
+	}
+	return false
 }
 
 func orNone(s StepStatus) string {

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -43,7 +45,8 @@ type Querier interface {
 // not at all. Times (deadlines, history) are the database's transaction
 // time, so several orchestrator processes share one clock.
 type Orchestrator struct {
-	defs         map[string]Definition
+	defs         map[string]map[int]Definition // type → version → definition
+	latest       map[string]int                // type → the version new sagas start with
 	types        []string
 	replySteps   map[string]string // reply topic → step
 	observers    []Observer
@@ -53,7 +56,10 @@ type Orchestrator struct {
 
 // Config configures an Orchestrator.
 type Config struct {
-	// Definitions are the saga types it runs; their types must differ.
+	// Definitions are the saga types it runs, each in every version it
+	// still has sagas of (a type and version once each): a new saga
+	// starts with its type's highest version, and each saga is driven by
+	// the version it started with.
 	Definitions []Definition
 	// Observers are told of every transition (see Observer).
 	Observers []Observer
@@ -69,8 +75,8 @@ type Config struct {
 
 // New returns an orchestrator for cfg's definitions, which must be valid.
 func New(cfg Config) (*Orchestrator, error) {
-	o := &Orchestrator{defs: map[string]Definition{}, replySteps: map[string]string{}, observers: cfg.Observers,
-		onTransition: cfg.OnTransition, log: cfg.Logger}
+	o := &Orchestrator{defs: map[string]map[int]Definition{}, latest: map[string]int{}, replySteps: map[string]string{},
+		observers: cfg.Observers, onTransition: cfg.OnTransition, log: cfg.Logger}
 	if o.log == nil {
 		o.log = slog.Default()
 	}
@@ -81,11 +87,17 @@ func New(cfg Config) (*Orchestrator, error) {
 		if err := d.Validate(); err != nil {
 			return nil, err
 		}
-		if _, dup := o.defs[d.Type]; dup {
-			return nil, fmt.Errorf("saga orchestrator: type %s defined twice", d.Type)
+		versions, known := o.defs[d.Type]
+		if !known {
+			versions = map[int]Definition{}
+			o.defs[d.Type] = versions
+			o.types = append(o.types, d.Type)
 		}
-		o.defs[d.Type] = d
-		o.types = append(o.types, d.Type)
+		if _, dup := versions[d.V()]; dup {
+			return nil, fmt.Errorf("saga orchestrator: type %s version %d defined twice", d.Type, d.V())
+		}
+		versions[d.V()] = d
+		o.latest[d.Type] = max(o.latest[d.Type], d.V())
 		for _, st := range d.Steps {
 			o.replySteps[st.ReplyTopic()] = st.Name
 		}
@@ -93,20 +105,75 @@ func New(cfg Config) (*Orchestrator, error) {
 	return o, nil
 }
 
-// Definition returns the definition of sagaType.
+// Definition returns the definition new sagas of sagaType start with: its
+// highest version.
 func (o *Orchestrator) Definition(sagaType string) (Definition, bool) {
-	d, ok := o.defs[sagaType]
+	d, ok := o.defs[sagaType][o.latest[sagaType]]
 	return d, ok
+}
+
+// DefinitionVersion returns version v of sagaType's definition, if the
+// orchestrator holds it.
+func (o *Orchestrator) DefinitionVersion(sagaType string, v int) (Definition, bool) {
+	d, ok := o.defs[sagaType][v]
+	return d, ok
+}
+
+// Versions returns the versions of sagaType the orchestrator holds, in
+// increasing order.
+func (o *Orchestrator) Versions(sagaType string) []int {
+	return slices.Sorted(maps.Keys(o.defs[sagaType]))
+}
+
+// Known reports whether the orchestrator can drive saga s: it holds the
+// version of s's type that s started with.
+func (o *Orchestrator) Known(s State) bool {
+	_, ok := o.defs[s.Type][s.DefinitionVersion]
+	return ok
+}
+
+// CountUnknown counts the running sagas (STARTED or ABORTING) of the
+// orchestrator's types whose version it does not hold: nothing drives
+// them until a service that holds it runs.
+func (o *Orchestrator) CountUnknown(ctx context.Context, q Querier) (int64, error) {
+	const sql = `SELECT count(*) FROM sagastate
+		WHERE status IN ('STARTED', 'ABORTING') AND type = ANY($1)
+			AND (type, definition_version) NOT IN (SELECT * FROM unnest($1::text[], $2::int[]))`
+	types, versions := o.known()
+	var n int64
+	if err := q.QueryRow(ctx, sql, types, versions).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count sagas of unknown versions: %w", err)
+	}
+	return n, nil
+}
+
+// known returns the (type, version) pairs the orchestrator holds, as two
+// parallel lists for a query's unnest.
+func (o *Orchestrator) known() ([]string, []int32) {
+	var types []string
+	var versions []int32
+	for _, t := range o.types {
+		for _, v := range o.Versions(t) {
+			types, versions = append(types, t), append(versions, int32(v))
+		}
+	}
+	return types, versions
 }
 
 // Types returns the saga types the orchestrator runs, in Config's order.
 func (o *Orchestrator) Types() []string { return o.types }
 
-// def returns the definition of saga s's type.
+// def returns the definition saga s runs on: its type's, in the version
+// it started with.
 func (o *Orchestrator) def(s State) (Definition, error) {
-	d, ok := o.defs[s.Type]
+	versions, ok := o.defs[s.Type]
 	if !ok {
 		return Definition{}, fmt.Errorf("saga %s is of type %s, which this orchestrator does not run: %w", s.ID, s.Type, ErrUnknownType)
+	}
+	d, ok := versions[s.DefinitionVersion]
+	if !ok {
+		return Definition{}, fmt.Errorf("saga %s runs version %d of %s; this orchestrator holds versions %v: %w",
+			s.ID, s.DefinitionVersion, s.Type, o.Versions(s.Type), ErrUnknownVersion)
 	}
 	return d, nil
 }
@@ -122,21 +189,22 @@ var ErrUnknownType = errors.New("unknown saga type")
 // with DEFAULT now() — from which the first deadline runs: every instance
 // of a service then uses the database's clock.
 func (o *Orchestrator) Start(ctx context.Context, tx pgx.Tx, sagaType string, id uuid.UUID, payload json.RawMessage, now time.Time) (State, error) {
-	d, ok := o.defs[sagaType]
+	d, ok := o.Definition(sagaType)
 	if !ok {
 		return State{}, fmt.Errorf("start saga %s: %w: %s", id, ErrUnknownType, sagaType)
 	}
 	s, acts := Begin(d, id, payload, now)
-	const q = `INSERT INTO sagastate (id, type, payload, current_step, step_status, status, attempt, deadline, status_since, version)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0)
+	const q = `INSERT INTO sagastate (id, type, definition_version, payload, current_step, step_status, waits, status,
+			attempt, deadline, status_since, version)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 0)
 		RETURNING created_at, updated_at`
-	steps, err := json.Marshal(s.StepStatus)
+	steps, waits, err := encodeSteps(s)
 	if err != nil {
-		return State{}, fmt.Errorf("encode step status of saga %s: %w", id, err)
+		return State{}, err
 	}
-	// One round trip: the row, its history and its first message.
+	// One round trip: the row, its history and its first messages.
 	b := &pgx.Batch{}
-	b.Queue(q, s.ID, s.Type, string(s.Payload), s.CurrentStep, steps, s.Status,
+	b.Queue(q, s.ID, s.Type, s.DefinitionVersion, string(s.Payload), s.CurrentStep, steps, waits, s.Status,
 		s.Attempt, nullTime(s.Deadline), s.StatusSince).QueryRow(func(row pgx.Row) error {
 		return row.Scan(&s.CreatedAt, &s.UpdatedAt)
 	})
@@ -206,16 +274,20 @@ func (o *Orchestrator) Handle(ctx context.Context, tx pgx.Tx, id uuid.UUID, step
 // (if one was taken): pass its id in skip for the rest of the sweep, so that
 // one saga failing for good does not hold back the others.
 func (o *Orchestrator) Expire(ctx context.Context, tx pgx.Tx, skip ...uuid.UUID) (State, bool, error) {
+	// Only the sagas of the types and versions it holds: one of a version
+	// it does not know is left as it is (Known).
 	const q = `SELECT ` + stateColumns + `, now() FROM sagastate
-		WHERE type = ANY($1) AND deadline <= now() AND NOT (id = ANY($2))
+		WHERE deadline <= now() AND NOT (id = ANY($3))
+			AND (type, definition_version) IN (SELECT * FROM unnest($1::text[], $2::int[]))
 		ORDER BY deadline
 		LIMIT 1
 		FOR UPDATE SKIP LOCKED`
 	if skip == nil {
 		skip = []uuid.UUID{}
 	}
+	types, versions := o.known()
 	var now time.Time
-	s, err := scanState(tx.QueryRow(ctx, q, o.types, skip), &now)
+	s, err := scanState(tx.QueryRow(ctx, q, types, versions, skip), &now)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return State{}, false, nil
 	}
@@ -233,9 +305,10 @@ func (o *Orchestrator) Expire(ctx context.Context, tx pgx.Tx, skip ...uuid.UUID)
 	if err != nil {
 		return s, false, err
 	}
-	cause := Cause{Kind: CauseTimeout}
-	if len(acts) > 0 && next.StepStatus[s.CurrentStep] == s.StepStatus[s.CurrentStep] {
-		cause.Kind = CauseRetry
+	// A message sent again is a retry; a step given up on, a timeout.
+	cause := Cause{Kind: CauseRetry}
+	if len(acts) == 0 || next.Status != s.Status {
+		cause.Kind = CauseTimeout
 	}
 	next, err = o.apply(ctx, tx, d, s, next, acts, s.CurrentStep, cause)
 	if err != nil {
@@ -253,11 +326,12 @@ func (o *Orchestrator) Abort(ctx context.Context, tx pgx.Tx, id uuid.UUID, cause
 	})
 }
 
-// Retry sends the message the current step of saga id waits for again now
-// (see the pure Retry), recorded with cause like Abort.
-func (o *Orchestrator) Retry(ctx context.Context, tx pgx.Tx, id uuid.UUID, cause Cause) (State, error) {
-	return o.operate(ctx, tx, id, cause, "", func(d Definition, s State, now time.Time) (State, []Action, error) {
-		return Retry(d, s, now)
+// Retry sends again now the message step of saga id waits for, or with
+// step "" that of every waiting step (see the pure Retry), recorded with
+// cause like Abort.
+func (o *Orchestrator) Retry(ctx context.Context, tx pgx.Tx, id uuid.UUID, step string, cause Cause) (State, error) {
+	return o.operate(ctx, tx, id, cause, step, func(d Definition, s State, now time.Time) (State, []Action, error) {
+		return Retry(d, s, step, now)
 	})
 }
 
@@ -343,15 +417,15 @@ func queueSend(ctx context.Context, b *pgx.Batch, d Definition, s State, acts []
 // ErrStale.
 func queueUpdate(b *pgx.Batch, s *State, prev int) error {
 	const q = `UPDATE sagastate
-		SET current_step = $3, step_status = $4, status = $5, attempt = $6, deadline = $7, status_since = $8,
+		SET current_step = $3, step_status = $4, waits = $5, status = $6, attempt = $7, deadline = $8, status_since = $9,
 			version = version + 1, updated_at = now()
 		WHERE id = $1 AND version = $2
 		RETURNING version, updated_at`
-	steps, err := json.Marshal(s.StepStatus)
+	steps, waits, err := encodeSteps(*s)
 	if err != nil {
-		return fmt.Errorf("encode step status of saga %s: %w", s.ID, err)
+		return err
 	}
-	b.Queue(q, s.ID, prev, s.CurrentStep, steps, s.Status, s.Attempt, nullTime(s.Deadline), s.StatusSince).
+	b.Queue(q, s.ID, prev, s.CurrentStep, steps, waits, s.Status, s.Attempt, nullTime(s.Deadline), s.StatusSince).
 		QueryRow(func(row pgx.Row) error {
 			err := row.Scan(&s.Version, &s.UpdatedAt)
 			if errors.Is(err, pgx.ErrNoRows) {
@@ -362,9 +436,24 @@ func queueUpdate(b *pgx.Batch, s *State, prev int) error {
 	return nil
 }
 
+// encodeSteps returns s's step statuses and waits as their columns hold
+// them.
+func encodeSteps(s State) (steps, waits []byte, err error) {
+	if steps, err = json.Marshal(s.StepStatus); err != nil {
+		return nil, nil, fmt.Errorf("encode step status of saga %s: %w", s.ID, err)
+	}
+	if s.Waits == nil {
+		s.Waits = map[string]Wait{}
+	}
+	if waits, err = json.Marshal(s.Waits); err != nil {
+		return nil, nil, fmt.Errorf("encode waits of saga %s: %w", s.ID, err)
+	}
+	return steps, waits, nil
+}
+
 // stateColumns are the sagastate columns scanState reads, in its order.
-const stateColumns = `id, type, payload, current_step, step_status, status, attempt, deadline, status_since,
-	version, created_at, updated_at`
+const stateColumns = `id, type, definition_version, payload, current_step, step_status, waits, status, attempt, deadline,
+	status_since, version, created_at, updated_at`
 
 // Load reads saga id.
 func Load(ctx context.Context, q Querier, id uuid.UUID) (State, error) {
@@ -400,12 +489,12 @@ func load(ctx context.Context, q Querier, id uuid.UUID, forUpdate bool) (State, 
 // scanState scans stateColumns, and a trailing now() when the row has one.
 func scanState(row pgx.Row, now ...*time.Time) (State, error) {
 	var (
-		s        State
-		steps    []byte
-		deadline *time.Time
+		s            State
+		steps, waits []byte
+		deadline     *time.Time
 	)
-	dest := []any{&s.ID, &s.Type, &s.Payload, &s.CurrentStep, &steps, &s.Status, &s.Attempt, &deadline,
-		&s.StatusSince, &s.Version, &s.CreatedAt, &s.UpdatedAt}
+	dest := []any{&s.ID, &s.Type, &s.DefinitionVersion, &s.Payload, &s.CurrentStep, &steps, &waits, &s.Status, &s.Attempt,
+		&deadline, &s.StatusSince, &s.Version, &s.CreatedAt, &s.UpdatedAt}
 	for _, n := range now {
 		dest = append(dest, n)
 	}
@@ -418,7 +507,33 @@ func scanState(row pgx.Row, now ...*time.Time) (State, error) {
 	if err := json.Unmarshal(steps, &s.StepStatus); err != nil {
 		return State{}, fmt.Errorf("decode step status of saga %s: %w", s.ID, err)
 	}
-	return s, nil
+	if err := json.Unmarshal(waits, &s.Waits); err != nil {
+		return State{}, fmt.Errorf("decode waits of saga %s: %w", s.ID, err)
+	}
+	return storedDeadline(s.Upgrade()), nil
+}
+
+// storedDeadline returns s with the deadline column's say: it is the
+// deadline the sweeper and operators see, so a column moved earlier than
+// the earliest wait — by hand, or by a migration that made sagas due at
+// once — brings the waits due at that earliest time with it.
+func storedDeadline(s State) State {
+	var earliest time.Time
+	for _, w := range s.Waits {
+		if !w.Deadline.IsZero() && (earliest.IsZero() || w.Deadline.Before(earliest)) {
+			earliest = w.Deadline
+		}
+	}
+	if s.Deadline.IsZero() || earliest.IsZero() || !s.Deadline.Before(earliest) {
+		return s
+	}
+	for name, w := range s.Waits {
+		if w.Deadline.Equal(earliest) {
+			w.Deadline = s.Deadline
+			s.Waits[name] = w
+		}
+	}
+	return s
 }
 
 func nullTime(t time.Time) *time.Time {

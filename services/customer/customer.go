@@ -1,7 +1,8 @@
 // Package customer is the customer service: it holds each customer's open
 // credit limit and serves the credit-approval step of the order-placement
-// saga (pkg/participant): approve and reserve the amount, reject, or give it
-// back on compensation.
+// saga (pkg/participant) — approve and reserve the amount, reject, or give
+// it back on compensation — and the credit-release step of the
+// order-cancellation saga.
 package customer
 
 import (
@@ -28,9 +29,9 @@ func Service() platform.Service {
 	return platform.Service{
 		Defaults:   Defaults,
 		Migrations: migrations.Customer(),
-		Topics:     []string{contracts.CreditApproval().RequestTopic()},
+		Topics:     []string{contracts.CreditApproval().RequestTopic(), contracts.CreditRelease().RequestTopic()},
 		Build: func(d platform.Deps) (platform.Parts, error) {
-			p, err := participant.New(d.Log, credit.Approval())
+			p, err := participant.New(d.Log, credit.Approval(), credit.Release())
 			if err != nil {
 				return platform.Parts{}, err
 			}

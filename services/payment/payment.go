@@ -1,6 +1,7 @@
 // Package payment is the payment service: it serves the payment step of the
-// order-placement saga (pkg/participant): it charges the order's card or
-// refuses it, and refunds on compensation.
+// order-placement saga and the payment-refund step of the
+// order-cancellation saga (pkg/participant): it charges the order's card or
+// refuses it, and refunds on compensation or cancellation.
 package payment
 
 import (
@@ -31,13 +32,13 @@ func Service() platform.Service {
 	return platform.Service{
 		Defaults:   Defaults,
 		Migrations: migrations.Payment(),
-		Topics:     []string{contracts.Payment().RequestTopic()},
+		Topics:     []string{contracts.Payment().RequestTopic(), contracts.PaymentRefund().RequestTopic()},
 		Settings: func(getenv func(string) string) (err error) {
 			keys, err = platform.LoadCardKeys(getenv)
 			return err
 		},
 		Build: func(d platform.Deps) (platform.Parts, error) {
-			p, err := participant.New(d.Log, charge.Payment(keys))
+			p, err := participant.New(d.Log, charge.Payment(keys), charge.Refund())
 			if err != nil {
 				return platform.Parts{}, err
 			}

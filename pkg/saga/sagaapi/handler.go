@@ -85,7 +85,7 @@ func (a API) Routes() http.Handler {
 		return a.Orchestrator.Abort(ctx, tx, id, c)
 	}))
 	r.Post("/{id}/retry", a.action(ActionRetry, false, func(ctx context.Context, tx pgx.Tx, id uuid.UUID, req ActionRequest, c saga.Cause) (saga.State, error) {
-		return a.Orchestrator.Retry(ctx, tx, id, c)
+		return a.Orchestrator.Retry(ctx, tx, id, req.Step, c)
 	}))
 	r.Post("/{id}/compensate", a.action(ActionCompensate, true, func(ctx context.Context, tx pgx.Tx, id uuid.UUID, req ActionRequest, c saga.Cause) (saga.State, error) {
 		return a.Orchestrator.MarkCompensated(ctx, tx, id, req.Step, c)
@@ -118,6 +118,7 @@ func (a API) list(w http.ResponseWriter, r *http.Request) {
 
 func (a API) view(s saga.State) Saga {
 	v := SagaOf(s)
+	v.UnknownVersion = !a.Orchestrator.Known(s)
 	v.Payload = s.Payload
 	if a.Mask != nil {
 		v.Payload = a.Mask(s.Payload)
@@ -202,9 +203,11 @@ func (a API) filter(r *http.Request) (saga.Filter, error) {
 // step called step.
 func (a API) knownStep(sagaType, step string) bool {
 	for _, t := range a.Orchestrator.Types() {
-		d, _ := a.Orchestrator.Definition(t)
-		if (sagaType == "" || t == sagaType) && d.HasStep(step) {
-			return true
+		for _, v := range a.Orchestrator.Versions(t) {
+			d, _ := a.Orchestrator.DefinitionVersion(t, v)
+			if (sagaType == "" || t == sagaType) && d.HasStep(step) {
+				return true
+			}
 		}
 	}
 	return false
@@ -239,16 +242,20 @@ func decodeCursor(s string) (saga.Cursor, error) {
 func (a API) types(w http.ResponseWriter, _ *http.Request) {
 	out := []Type{}
 	for _, t := range a.Orchestrator.Types() {
-		d, _ := a.Orchestrator.Definition(t)
-		v := Type{Type: t, Steps: []Step{}}
-		for _, s := range d.Steps {
-			st := Step{Name: s.Name, Compensable: s.Compensate != nil, Retries: s.Deadline.Retries}
-			if s.Deadline.Timeout > 0 {
-				st.Timeout = s.Deadline.Timeout.String()
+		latest, _ := a.Orchestrator.Definition(t)
+		for _, version := range a.Orchestrator.Versions(t) {
+			d, _ := a.Orchestrator.DefinitionVersion(t, version)
+			v := Type{Type: t, Version: version, Latest: version == latest.V(), ForwardOnly: d.ForwardOnly, Steps: []Step{}}
+			for i, s := range d.Steps {
+				st := Step{Name: s.Name, After: append([]string{}, d.Deps(i)...), Compensable: s.Compensate != nil,
+					Retries: s.Deadline.Retries}
+				if s.Deadline.Timeout > 0 {
+					st.Timeout = s.Deadline.Timeout.String()
+				}
+				v.Steps = append(v.Steps, st)
 			}
-			v.Steps = append(v.Steps, st)
+			out = append(out, v)
 		}
-		out = append(out, v)
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -337,11 +344,18 @@ func (a API) stats(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, fmt.Errorf("%w: %s", ErrBadInput, strings.Join(errs, "; ")))
 		return
 	}
-	var st saga.Stats
+	var (
+		st      saga.Stats
+		unknown int64
+	)
 	opts := pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}
 	err := pgx.BeginTxFunc(r.Context(), a.DB, opts, func(tx pgx.Tx) error {
 		var err error
 		st, err = saga.ReadStats(r.Context(), tx, saga.StatsQuery{Type: q.Get("type"), Window: window, Bucket: bucket, StuckAfter: a.StuckAfter})
+		if err != nil {
+			return err
+		}
+		unknown, err = a.Orchestrator.CountUnknown(r.Context(), tx)
 		return err
 	})
 	if err != nil {
@@ -350,7 +364,7 @@ func (a API) stats(w http.ResponseWriter, r *http.Request) {
 	}
 	resp := Stats{At: ms(st.At), Window: window.String(), Bucket: bucket.String(), Now: st.ByState, Stuck: st.Stuck,
 		Buckets: make([]Bucket, len(st.Buckets)), Ended: st.Ended,
-		P50Ms: float64(st.P50.Microseconds()) / 1000, P99Ms: float64(st.P99.Microseconds()) / 1000}
+		P50Ms: float64(st.P50.Microseconds()) / 1000, P99Ms: float64(st.P99.Microseconds()) / 1000, UnknownVersion: unknown}
 	for i, b := range st.Buckets {
 		resp.Buckets[i] = Bucket{Start: ms(b.Start), Started: b.Started, Succeeded: b.Succeeded, Aborted: b.Aborted}
 	}
@@ -382,7 +396,7 @@ func (a API) action(name string, needReason bool, do actionFunc) http.HandlerFun
 			a.fail(w, r, err)
 			return
 		}
-		if name == ActionCompensate && !a.knownStep("", req.Step) {
+		if req.Step != "" && !a.knownStep("", req.Step) {
 			a.fail(w, r, fmt.Errorf("%w: unknown step %q", ErrBadInput, req.Step))
 			return
 		}
@@ -415,7 +429,8 @@ func (a API) action(name string, needReason bool, do actionFunc) http.HandlerFun
 
 // validate checks an action's request: an operator, the reason (required
 // or not; text of at most MaxReasonLen bytes, no control characters but
-// line breaks and tabs), a step for compensate and none for the others.
+// line breaks and tabs), a step for compensate, optional for retry (the
+// one step to send again; none: every waiting step) and none for abort.
 func validate(action, actor string, req ActionRequest, needReason bool) error {
 	var errs []string
 	if actor == "" {
@@ -435,8 +450,8 @@ func validate(action, actor string, req ActionRequest, needReason bool) error {
 	switch {
 	case action == ActionCompensate && req.Step == "":
 		errs = append(errs, "step is required")
-	case action != ActionCompensate && req.Step != "":
-		errs = append(errs, "step is for compensate only")
+	case action == ActionAbort && req.Step != "":
+		errs = append(errs, "step is for compensate and retry only")
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("%w: %s", ErrBadInput, strings.Join(errs, "; "))

@@ -29,11 +29,19 @@ import (
 
 // Saga is a saga as the API shows it.
 type Saga struct {
-	ID          uuid.UUID                  `json:"id"`
-	Type        string                     `json:"type"`
-	Status      saga.Status                `json:"status"`
+	ID   uuid.UUID `json:"id"`
+	Type string    `json:"type"`
+	// DefinitionVersion is the version of its type's definition the saga
+	// runs; UnknownVersion says the service does not hold it, so nothing
+	// drives the saga (set by the operator API).
+	DefinitionVersion int                        `json:"definitionVersion"`
+	UnknownVersion    bool                       `json:"unknownVersion,omitempty"`
+	Status            saga.Status                `json:"status"`
 	CurrentStep string                     `json:"currentStep"`
 	StepStatus  map[string]saga.StepStatus `json:"stepStatus"`
+	// Waits are the steps waiting for a reply, each with the re-sends of
+	// its message and its deadline: several when steps run in parallel.
+	Waits       map[string]Wait            `json:"waits,omitempty"`
 	Attempt     int                        `json:"attempt"`
 	Deadline    *time.Time                 `json:"deadline,omitempty"` // absent when nothing waits
 	StatusSince time.Time                  `json:"statusSince"`
@@ -47,14 +55,31 @@ type Saga struct {
 // to the millisecond.
 func SagaOf(s saga.State) Saga {
 	v := Saga{
-		ID: s.ID, Type: s.Type, Status: s.Status, CurrentStep: s.CurrentStep, StepStatus: s.StepStatus,
-		Attempt: s.Attempt, StatusSince: ms(s.StatusSince), Version: s.Version, CreatedAt: ms(s.CreatedAt), UpdatedAt: ms(s.UpdatedAt),
+		ID: s.ID, Type: s.Type, DefinitionVersion: s.DefinitionVersion, Status: s.Status, CurrentStep: s.CurrentStep,
+		StepStatus: s.StepStatus, Attempt: s.Attempt, StatusSince: ms(s.StatusSince), Version: s.Version,
+		CreatedAt: ms(s.CreatedAt), UpdatedAt: ms(s.UpdatedAt), Deadline: msOrNil(s.Deadline),
 	}
-	if !s.Deadline.IsZero() {
-		d := ms(s.Deadline)
-		v.Deadline = &d
+	if len(s.Waits) > 0 {
+		v.Waits = make(map[string]Wait, len(s.Waits))
+		for step, w := range s.Waits {
+			v.Waits[step] = Wait{Attempt: w.Attempt, Deadline: msOrNil(w.Deadline)}
+		}
 	}
 	return v
+}
+
+// Wait is a step waiting for the reply to its message.
+type Wait struct {
+	Attempt  int        `json:"attempt"`            // re-sends of the message
+	Deadline *time.Time `json:"deadline,omitempty"` // absent for a step without one
+}
+
+func msOrNil(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	m := ms(t)
+	return &m
 }
 
 func ms(t time.Time) time.Time { return t.UTC().Truncate(time.Millisecond) }
@@ -157,6 +182,9 @@ type Stats struct {
 	Ended   int64                 `json:"ended"`
 	P50Ms   float64               `json:"p50Ms"`
 	P99Ms   float64               `json:"p99Ms"`
+	// UnknownVersion counts the running sagas of a definition version the
+	// service does not hold: nothing drives them.
+	UnknownVersion int64 `json:"unknownVersion"`
 }
 
 // Bucket is one bucket of Stats.
@@ -167,16 +195,24 @@ type Bucket struct {
 	Aborted   int64     `json:"aborted"`
 }
 
-// Type is a saga type the orchestrator runs: GET /admin/sagas/types lists
-// them.
+// Type is a version of a saga type the orchestrator runs: GET
+// /admin/sagas/types lists every one it holds.
 type Type struct {
-	Type  string `json:"type"`
-	Steps []Step `json:"steps"` // in execution order
+	Type    string `json:"type"`
+	Version int    `json:"version"`
+	// Latest: new sagas of the type start with this version.
+	Latest bool `json:"latest"`
+	// ForwardOnly: the saga is sent on until it goes through; it cannot
+	// be aborted (saga.Definition.ForwardOnly).
+	ForwardOnly bool   `json:"forwardOnly,omitempty"`
+	Steps       []Step `json:"steps"` // each after the steps it waits for
 }
 
 // Step is a step of a saga type.
 type Step struct {
 	Name string `json:"name"`
+	// After names the steps it waits for (none: it starts with the saga).
+	After []string `json:"after"`
 	// Compensable: the step has a compensation.
 	Compensable bool `json:"compensable"`
 	// Timeout and Retries are its deadline policy: the wait for a reply

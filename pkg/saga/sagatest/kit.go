@@ -148,12 +148,20 @@ func (k *Kit) Abort() *Kit {
 	return k
 }
 
-// Retry is the operator sending the awaited message again (saga.Retry) at
-// the current time; refused with saga.ErrWrongState when nothing waits.
+// Retry is the operator sending every awaited message again (saga.Retry)
+// at the current time; refused with saga.ErrWrongState when nothing waits.
 func (k *Kit) Retry() *Kit {
 	k.t.Helper()
-	k.apply("Retry()", func(s saga.State, now time.Time) (saga.State, []saga.Action, error) {
-		return saga.Retry(k.d, s, now)
+	return k.RetryStep("")
+}
+
+// RetryStep is the operator sending again the message step waits for
+// (saga.Retry) at the current time; refused with saga.ErrWrongState when
+// step does not wait.
+func (k *Kit) RetryStep(step string) *Kit {
+	k.t.Helper()
+	k.apply(fmt.Sprintf("Retry(%q)", step), func(s saga.State, now time.Time) (saga.State, []saga.Action, error) {
+		return saga.Retry(k.d, s, step, now)
 	})
 	return k
 }
@@ -314,6 +322,25 @@ func (k *Kit) ExpectCompensated(steps ...string) *Kit {
 	k.t.Helper()
 	for _, st := range steps {
 		k.ExpectStep(st, saga.StepCompensated)
+	}
+	return k
+}
+
+// ExpectWait expects step to wait for the reply to its message, sent again
+// attempt times, with a deadline in from now (0: none).
+func (k *Kit) ExpectWait(step string, attempt int, in time.Duration) *Kit {
+	k.t.Helper()
+	k.pending()
+	w, ok := k.path.s.Waits[step]
+	var want time.Time
+	if in != 0 {
+		want = k.now.Add(in)
+	}
+	switch {
+	case !ok:
+		k.fail("step %s does not wait", step)
+	case w.Attempt != attempt || !w.Deadline.Equal(want):
+		k.fail("step %s waits at attempt %d until %v, want attempt %d until %v", step, w.Attempt, w.Deadline, attempt, want)
 	}
 	return k
 }

@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -35,11 +36,20 @@ import (
 //   - an ABORTED saga has only FAILED and COMPENSATED steps (besides steps
 //     never started), and every step that took effect, or may have (it
 //     SUCCEEDED, or was ABANDONED), COMPENSATED: the effects are undone;
-//   - a running saga waits for exactly the one message it just sent — its
-//     current step's request while STARTED, its compensation while
-//     ABORTING — until the deadline the step's Deadline policy gives that
-//     attempt, counted from the event;
-//   - an ABANDONED step is compensated only after every SUCCEEDED one;
+//   - a running saga waits for a reply, from exactly its STARTED steps
+//     while STARTED and its COMPENSATING steps while ABORTING (an ABORTING
+//     saga has no step STARTED), each until the deadline its Deadline
+//     policy gives the attempt, counted from the event that sent it; an
+//     event sends each message at most once and leaves the other waits
+//     as they were; the saga's Deadline is the earliest, its CurrentStep a
+//     waiting step and its Attempt that step's;
+//   - while STARTED, the steps started are exactly those whose
+//     dependencies all SUCCEEDED: a step starts as soon as it can and
+//     never before;
+//   - a SUCCEEDED step is compensated only when no step that depends on
+//     it is SUCCEEDED or COMPENSATING, and an ABANDONED step only when no
+//     step is SUCCEEDED any more and every COMPENSATING one was abandoned
+//     too;
 //   - StatusSince changes exactly when Status does, to the event's time;
 //   - a reply to a message the saga sent (by then or before) is never
 //     judged early (saga.ErrEarlyReply), or it would be retried for
@@ -77,11 +87,18 @@ func NewPath(d saga.Definition, s saga.State, acts []saga.Action, at time.Time) 
 // invariant next breaks; the path returned with it is p. p is not
 // modified.
 func (p Path) Next(next saga.State, acts []saga.Action, at time.Time) (Path, error) {
-	prev := p.s
+	prev, next := p.s, next.Upgrade() // a state as the engine reads it
+
 	if prev.Status.Done() {
 		return p, fmt.Errorf("an event changed the ended saga %s into %s", describe(p.d, prev, at), describe(p.d, next, at))
 	}
 	if err := checkStatusSince(prev, next, at); err != nil {
+		return p, err
+	}
+	if len(acts) == 0 && next.Status == prev.Status && maps.Equal(next.StepStatus, prev.StepStatus) && next.Deadline.Equal(prev.Deadline) {
+		return p, fmt.Errorf("an event changed nothing and sent nothing: %s", describe(p.d, next, at))
+	}
+	if err := checkWaitsKept(p.d, prev, next, acts, at); err != nil {
 		return p, err
 	}
 	n := p
@@ -97,6 +114,7 @@ func (p Path) Next(next saga.State, acts []saga.Action, at time.Time) (Path, err
 // enter returns p at s, reached at at by an event that sent acts, once s
 // keeps the invariants.
 func (p Path) enter(s saga.State, acts []saga.Action, at time.Time) (Path, error) {
+	s = s.Upgrade()
 	if err := checkState(p.d, s, acts, at, p.undo, p.abandoned); err != nil {
 		return p, err
 	}
@@ -126,9 +144,9 @@ func (p Path) Len() int { return p.events }
 // abandoned on its path (undo) and the abandoned ones.
 func checkState(d saga.Definition, s saga.State, acts []saga.Action, clock time.Time, undo, abandoned map[string]bool) error {
 	if s.Status.Done() {
-		if len(acts) != 0 || s.Attempt != 0 || !s.Deadline.IsZero() {
-			return fmt.Errorf("ended saga still sends %s, attempt %d, deadline %v: %s",
-				actions(acts), s.Attempt, s.Deadline, describe(d, s, clock))
+		if len(acts) != 0 || s.Attempt != 0 || !s.Deadline.IsZero() || len(s.Waits) != 0 {
+			return fmt.Errorf("ended saga still sends %s, waits %v, attempt %d, deadline %v: %s",
+				actions(acts), s.Waits, s.Attempt, s.Deadline, describe(d, s, clock))
 		}
 		for _, st := range d.Steps {
 			ss := s.StepStatus[st.Name]
@@ -141,29 +159,126 @@ func checkState(d saga.Definition, s saga.State, acts []saga.Action, clock time.
 		}
 		return nil
 	}
-	if len(acts) != 1 {
-		return fmt.Errorf("running saga must send exactly one message, sends %s: %s", actions(acts), describe(d, s, clock))
+	if len(s.Waits) == 0 {
+		return fmt.Errorf("running saga waits for nothing: %s", describe(d, s, clock))
 	}
-	a := acts[0]
-	wantStep, wantSaga := saga.StepStarted, saga.StatusStarted
-	if a.Compensate {
-		wantStep, wantSaga = saga.StepCompensating, saga.StatusAborting
+	for i, st := range d.Steps {
+		ss := s.StepStatus[st.Name]
+		_, waits := s.Waits[st.Name]
+		wantWait := s.Status == saga.StatusStarted && ss == saga.StepStarted || s.Status == saga.StatusAborting && ss == saga.StepCompensating
+		switch {
+		case waits != wantWait:
+			return fmt.Errorf("step %s is %s and waits=%t: %s", st.Name, orNone(ss), waits, describe(d, s, clock))
+		case s.Status == saga.StatusAborting && ss == saga.StepStarted:
+			return fmt.Errorf("aborting saga has step %s still STARTED: %s", st.Name, describe(d, s, clock))
+		case s.Status == saga.StatusStarted && ss != "" && ss != saga.StepStarted && ss != saga.StepSucceeded:
+			return fmt.Errorf("running saga has step %s %s: %s", st.Name, ss, describe(d, s, clock))
+		case s.Status == saga.StatusStarted && (ss != "") != depsSucceeded(d, s, i):
+			return fmt.Errorf("step %s is %s but its dependencies %v are %s: %s", st.Name, orNone(ss), d.Deps(i),
+				statuses(s, d.Deps(i)), describe(d, s, clock))
+		}
 	}
-	idx := stepIndex(d, a.Step)
-	if idx < 0 || s.CurrentStep != a.Step || s.StepStatus[a.Step] != wantStep || s.Status != wantSaga {
-		return fmt.Errorf("sends the %s but the saga is %s", action(a), describe(d, s, clock))
+	if err := checkSummary(d, s, clock); err != nil {
+		return err
 	}
-	if want := deadlineAt(d.Steps[idx].Deadline, clock, s.Attempt); !s.Deadline.Equal(want) {
-		return fmt.Errorf("deadline %v for attempt %d sent at %v, want %v: %s", s.Deadline, s.Attempt, clock, want, describe(d, s, clock))
-	}
-	if a.Compensate && abandoned[a.Step] {
-		for _, st := range d.Steps {
-			if s.StepStatus[st.Name] == saga.StepSucceeded {
-				return fmt.Errorf("abandoned step %s compensated before succeeded step %s: %s", a.Step, st.Name, describe(d, s, clock))
+	seen := map[string]bool{}
+	for _, a := range acts {
+		idx := stepIndex(d, a.Step)
+		wantStep := saga.StepStarted
+		if a.Compensate {
+			wantStep = saga.StepCompensating
+		}
+		if seen[a.Step] {
+			return fmt.Errorf("sends the %s twice: %s", action(a), describe(d, s, clock))
+		}
+		if idx < 0 || s.StepStatus[a.Step] != wantStep {
+			return fmt.Errorf("sends the %s but the saga is %s", action(a), describe(d, s, clock))
+		}
+		seen[a.Step] = true
+		w := s.Waits[a.Step]
+		if want := deadlineAt(d.Steps[idx].Deadline, clock, w.Attempt); !w.Deadline.Equal(want) {
+			return fmt.Errorf("step %s: deadline %v for attempt %d sent at %v, want %v: %s", a.Step, w.Deadline, w.Attempt, clock, want, describe(d, s, clock))
+		}
+		if !a.Compensate {
+			continue
+		}
+		if abandoned[a.Step] {
+			for _, other := range d.Steps {
+				if ss := s.StepStatus[other.Name]; ss == saga.StepSucceeded || ss == saga.StepCompensating && !abandoned[other.Name] {
+					return fmt.Errorf("abandoned step %s compensated while step %s is %s: %s", a.Step, other.Name, ss, describe(d, s, clock))
+				}
+			}
+			continue
+		}
+		for j := idx + 1; j < len(d.Steps); j++ {
+			dep := d.Steps[j].Name
+			if ss := s.StepStatus[dep]; slices.Contains(d.Deps(j), a.Step) && (ss == saga.StepSucceeded || ss == saga.StepCompensating) {
+				return fmt.Errorf("step %s compensated while %s, which depends on it, is %s: %s", a.Step, dep, ss, describe(d, s, clock))
 			}
 		}
 	}
 	return nil
+}
+
+// checkSummary reports saga-wide fields of running saga s that do not sum
+// up its Waits: Deadline the earliest, CurrentStep a waiting step, Attempt
+// its.
+func checkSummary(d saga.Definition, s saga.State, clock time.Time) error {
+	var earliest time.Time
+	for _, w := range s.Waits {
+		if !w.Deadline.IsZero() && (earliest.IsZero() || w.Deadline.Before(earliest)) {
+			earliest = w.Deadline
+		}
+	}
+	w, waits := s.Waits[s.CurrentStep]
+	switch {
+	case !s.Deadline.Equal(earliest):
+		return fmt.Errorf("saga deadline %v, but the earliest of its waits is %v: %s", s.Deadline, earliest, describe(d, s, clock))
+	case !waits:
+		return fmt.Errorf("current step %s does not wait: %s", s.CurrentStep, describe(d, s, clock))
+	case s.Attempt != w.Attempt:
+		return fmt.Errorf("saga attempt %d, its current step's %d: %s", s.Attempt, w.Attempt, describe(d, s, clock))
+	}
+	return nil
+}
+
+// checkWaitsKept reports a wait of prev that the event prev → next
+// changed without sending its message again: a step that still waits
+// for the same message keeps its attempt and deadline.
+func checkWaitsKept(d saga.Definition, prev, next saga.State, acts []saga.Action, at time.Time) error {
+	sent := map[string]bool{}
+	for _, a := range acts {
+		sent[a.Step] = true
+	}
+	for name, w := range next.Waits {
+		if sent[name] {
+			continue
+		}
+		pw, ok := prev.Waits[name]
+		if !ok || pw != w || prev.StepStatus[name] != next.StepStatus[name] {
+			return fmt.Errorf("step %s waits (attempt %d, deadline %v) without a message sent for it; before: %t (attempt %d, deadline %v): %s",
+				name, w.Attempt, w.Deadline, ok, pw.Attempt, pw.Deadline, describe(d, next, at))
+		}
+	}
+	return nil
+}
+
+// depsSucceeded reports whether every dependency of step idx SUCCEEDED in s.
+func depsSucceeded(d saga.Definition, s saga.State, idx int) bool {
+	for _, dep := range d.Deps(idx) {
+		if s.StepStatus[dep] != saga.StepSucceeded {
+			return false
+		}
+	}
+	return true
+}
+
+func statuses(s saga.State, steps []string) string {
+	out := make([]string, len(steps))
+	for i, st := range steps {
+		out[i] = st + "=" + orNone(s.StepStatus[st])
+	}
+	return "[" + strings.Join(out, " ") + "]"
 }
 
 // checkReplies reports a reply misjudged in state s of d, given every
@@ -174,8 +289,16 @@ func checkReplies(d saga.Definition, s saga.State, sent map[saga.Action]bool, at
 		for _, outcome := range []saga.StepStatus{saga.StepSucceeded, saga.StepFailed, saga.StepCompensated} {
 			answers := saga.Action{Step: st.Name, Compensate: outcome == saga.StepCompensated}
 			cur := s.StepStatus[st.Name]
-			mayStillSend := !s.Status.Done() && !sent[answers] &&
-				(!answers.Compensate || st.Compensate != nil && cur != saga.StepFailed && cur != saga.StepCompensated)
+			// A request is sent only while the saga runs forward; a
+			// compensation while the step can still be undone — once it
+			// started, or before that while the saga may still start it.
+			mayStillSend := !s.Status.Done() && !sent[answers]
+			if answers.Compensate {
+				mayStillSend = mayStillSend && st.Compensate != nil && cur != saga.StepFailed && cur != saga.StepCompensated &&
+					(cur != "" || s.Status == saga.StatusStarted)
+			} else {
+				mayStillSend = mayStillSend && s.Status == saga.StatusStarted
+			}
 			_, _, err := saga.Transition(d, s, st.Name, outcome, at)
 			switch {
 			case sent[answers] && errors.Is(err, saga.ErrEarlyReply):
@@ -243,6 +366,7 @@ func stepIndex(d saga.Definition, name string) int {
 
 func clone(s saga.State) saga.State {
 	s.StepStatus = maps.Clone(s.StepStatus)
+	s.Waits = maps.Clone(s.Waits)
 	return s
 }
 
@@ -263,6 +387,13 @@ func describe(d saga.Definition, s saga.State, now time.Time) string {
 	b.WriteString("; steps")
 	for _, st := range d.Steps {
 		fmt.Fprintf(&b, " %s=%s", st.Name, orNone(s.StepStatus[st.Name]))
+		if w, ok := s.Waits[st.Name]; ok && len(s.Waits) > 1 {
+			fmt.Fprintf(&b, "(attempt %d", w.Attempt)
+			if !w.Deadline.IsZero() {
+				fmt.Fprintf(&b, ", deadline in %s", w.Deadline.Sub(now))
+			}
+			b.WriteString(")")
+		}
 	}
 	return b.String()
 }

@@ -188,6 +188,14 @@ func TestPathReportsBrokenInvariants(t *testing.T) {
 		return saga.State{Status: status, CurrentStep: current, StepStatus: s, Deadline: deadline, StatusSince: t0}
 	}
 	since := func(s saga.State, at time.Time) saga.State { s.StatusSince = at; return s }
+	// waits makes steps wait until s's deadline, its current step first.
+	waits := func(s saga.State, steps ...string) saga.State {
+		s.Waits = map[string]saga.Wait{}
+		for _, st := range steps {
+			s.Waits[st] = saga.Wait{Deadline: s.Deadline}
+		}
+		return s
+	}
 	req := func(step string) []saga.Action { return []saga.Action{{Step: step}} }
 	comp := func(step string) []saga.Action { return []saga.Action{{Step: step, Compensate: true}} }
 
@@ -219,7 +227,7 @@ func TestPathReportsBrokenInvariants(t *testing.T) {
 		{"an ended saga sends", root, since(state(saga.StatusAborted, "hotel", steps{"hotel": saga.StepFailed}, time.Time{}), t1), req("hotel"),
 			"ended saga still sends [request of hotel]"},
 		{"an ended saga waits", root, since(state(saga.StatusAborted, "hotel", steps{"hotel": saga.StepFailed}, t1), t1), nil,
-			"ended saga still sends nothing, attempt 0, deadline"},
+			"ended saga still sends nothing, waits map[], attempt 0, deadline"},
 		{"succeeded with a step not succeeded", p, since(state(saga.StatusSucceeded, "email", steps{"hotel": saga.StepSucceeded, "card": saga.StepSucceeded}, time.Time{}), t1), nil,
 			"SUCCEEDED saga has step email (not started)"},
 		{"aborted with a step succeeded", p, since(state(saga.StatusAborted, "card", steps{"hotel": saga.StepSucceeded, "card": saga.StepFailed}, time.Time{}), t1), nil,
@@ -229,19 +237,23 @@ func TestPathReportsBrokenInvariants(t *testing.T) {
 		{"aborted with a failed step", p, since(state(saga.StatusAborted, "hotel", steps{"hotel": saga.StepCompensated, "card": saga.StepFailed}, time.Time{}), t1), nil,
 			""}, // the same state, when the card FAILED instead of being abandoned
 		{"running saga sends nothing", p, state(saga.StatusStarted, "card", steps{"hotel": saga.StepSucceeded, "card": saga.StepStarted}, t1.Add(30*time.Second)), nil,
-			"running saga must send exactly one message, sends nothing"},
+			"an event changed nothing and sent nothing"},
 		{"sends for a step it is not at", p, state(saga.StatusStarted, "card", steps{"hotel": saga.StepSucceeded, "card": saga.StepStarted}, t1.Add(30*time.Second)), req("hotel"),
 			"sends the request of hotel but the saga is STARTED saga trip at card"},
 		{"wrong deadline", p, state(saga.StatusStarted, "card", steps{"hotel": saga.StepSucceeded, "card": saga.StepStarted}, t1.Add(time.Minute)), req("card"),
 			"for attempt 0 sent at"},
 		{"abandoned compensated before succeeded", p, since(state(saga.StatusAborting, "card", steps{"hotel": saga.StepSucceeded, "card": saga.StepCompensating}, t1.Add(30*time.Second)), t1), comp("card"),
-			"abandoned step card compensated before succeeded step hotel"},
+			"abandoned step card compensated while step hotel is SUCCEEDED"},
 		{"status since not moved", p, state(saga.StatusAborting, "hotel", steps{"hotel": saga.StepCompensating, "card": saga.StepFailed}, t1.Add(time.Minute)), comp("hotel"),
 			"status STARTED → ABORTING"},
 		{"status since moved without a status change", p, since(charging, t1), req("card"),
 			"status STARTED → STARTED"},
-		{"a sent request judged early", p, since(state(saga.StatusAborting, "hotel", steps{"hotel": saga.StepCompensating}, t1.Add(time.Minute)), t1), comp("hotel"),
-			"reply SUCCEEDED to the request of card, which was sent, judged early"},
+		{"a step left behind", p, waits(state(saga.StatusStarted, "email", steps{"hotel": saga.StepSucceeded, "email": saga.StepStarted}, t1.Add(time.Minute)), "email"), req("email"),
+			"step card is (not started) but its dependencies [hotel] are [hotel=SUCCEEDED]"},
+		{"a step started too soon", p, waits(state(saga.StatusStarted, "card", steps{"hotel": saga.StepSucceeded, "card": saga.StepStarted, "email": saga.StepStarted}, t1.Add(30*time.Second)), "card", "email"), req("email"),
+			"step email is STARTED but its dependencies [card] are [card=STARTED]"},
+		{"a wait changed without a message", p, state(saga.StatusStarted, "card", steps{"hotel": saga.StepSucceeded, "card": saga.StepStarted}, t1.Add(time.Minute)), nil,
+			"step card waits (attempt 0, deadline"},
 		{"an ended saga changed", mustNext(t, p, aborted, nil, t1), aborted, nil,
 			"an event changed the ended saga"},
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -50,15 +51,19 @@ func Payload(payload any) Option {
 
 // Walk explores every path of a saga of d from saga.Begin, and fails t on
 // the first invariant a path breaks (see Path). At each state of a running
-// saga it tries, each on its own branch: the reply to the message the saga
-// waits for (SUCCEEDED or FAILED to a request, COMPENSATED to a
-// compensation), its deadline passing (saga.Timeout, at the deadline),
-// and the operator's Abort, Retry and MarkCompensated (refused ones
-// dropped). Events happen one second apart, a timeout at its deadline.
+// saga it tries, each on its own branch: the reply to every message the
+// saga waits for (SUCCEEDED or FAILED to a request, COMPENSATED to a
+// compensation) — steps running in parallel answer in every order — its
+// earliest deadline passing (saga.Timeout, at the deadline), and the
+// operator's Abort, Retry of each waiting step and MarkCompensated
+// (refused ones dropped). Events happen one second apart, a timeout at its
+// deadline.
 //
 // So that every path ends, a message is sent again (Retry, or the timeout
 // of a compensation, which is re-sent forever) only once per path; a
-// request still times out until its retries are spent. A path longer than
+// request still times out until its retries are spent. A state reached
+// again by events in another order (parallel steps answering) is walked
+// on only once: Result counts the paths walked. A path longer than
 // that bound allows fails t: the engine did not end the saga. Walk also
 // fails t when a status of Reachable (both, by default) ends no path.
 //
@@ -67,7 +72,7 @@ func Payload(payload any) Option {
 func Walk(t testing.TB, d saga.Definition, opts ...Option) Result {
 	t.Helper()
 	w := &walker{t: t, d: d, reachable: []saga.Status{saga.StatusSucceeded, saga.StatusAborted},
-		res: Result{Paths: map[saga.Status]int{}}}
+		res: Result{Paths: map[saga.Status]int{}}, explored: map[string]bool{}}
 	for _, o := range opts {
 		o(w)
 	}
@@ -107,6 +112,10 @@ type walker struct {
 	build     bool
 	limit     int
 	res       Result
+	// explored holds the states whose paths on were walked already (see
+	// key): a state reached again, by events in another order, is not
+	// walked twice.
+	explored map[string]bool
 }
 
 // bound is longer than any path of d can be when the engine ends its sagas
@@ -128,41 +137,58 @@ type event struct {
 	f    func(saga.State, time.Time) (saga.State, []saga.Action, error)
 }
 
-// events lists what can happen to s, waiting for the message a since
-// clock. A message is re-sent (retry, or a compensation's timeout) only
-// once per path, or the walk would never end.
-func (w *walker) events(s saga.State, a saga.Action, clock time.Time) []event {
+// events lists what can happen to running saga s at clock: a reply to
+// each message it waits for, its earliest deadline passing, the operator's
+// actions. A message is re-sent (retry, a compensation's timeout, any
+// timeout of a ForwardOnly saga) only once per path, or the walk would
+// never end.
+func (w *walker) events(s saga.State, clock time.Time) []event {
 	d := w.d
 	tick := clock.Add(time.Second)
 	var evs []event
-	if !s.Deadline.IsZero() && (!a.Compensate || s.Attempt == 0) {
-		at := s.Deadline
-		if at.Before(tick) {
-			at = tick
+	add := func(name string, at time.Time, f func(saga.State, time.Time) (saga.State, []saga.Action, error)) {
+		evs = append(evs, event{name, at, f})
+	}
+	if !s.Deadline.IsZero() {
+		once := true
+		for name, wt := range s.Waits {
+			resent := s.StepStatus[name] == saga.StepCompensating || d.ForwardOnly
+			if wt.Deadline.Equal(s.Deadline) && resent && wt.Attempt > 0 {
+				once = false
+			}
 		}
-		evs = append(evs, event{"timeout", at, func(s saga.State, at time.Time) (saga.State, []saga.Action, error) {
-			return saga.Timeout(d, s, at)
-		}})
+		if once {
+			add("timeout@"+s.CurrentStep, later(s.Deadline, tick), func(s saga.State, at time.Time) (saga.State, []saga.Action, error) {
+				return saga.Timeout(d, s, at)
+			})
+		}
 	}
-	if s.Attempt == 0 {
-		evs = append(evs, event{"retry", tick, func(s saga.State, at time.Time) (saga.State, []saga.Action, error) {
-			return saga.Retry(d, s, at)
-		}})
-	}
-	evs = append(evs, event{"abort", tick, func(s saga.State, at time.Time) (saga.State, []saga.Action, error) {
+	add("abort", tick, func(s saga.State, at time.Time) (saga.State, []saga.Action, error) {
 		return saga.Abort(d, s, at)
-	}})
-	outcomes := []saga.StepStatus{saga.StepSucceeded, saga.StepFailed}
-	if a.Compensate {
-		outcomes = []saga.StepStatus{saga.StepCompensated}
-		evs = append(evs, event{"mark", tick, func(s saga.State, at time.Time) (saga.State, []saga.Action, error) {
-			return saga.MarkCompensated(d, s, a.Step, at)
-		}})
-	}
-	for _, o := range outcomes {
-		evs = append(evs, event{"reply " + string(o), tick, func(s saga.State, at time.Time) (saga.State, []saga.Action, error) {
-			return saga.Transition(d, s, a.Step, o, at)
-		}})
+	})
+	for _, st := range d.Steps {
+		step := st.Name
+		wt, waits := s.Waits[step]
+		if !waits {
+			continue
+		}
+		if wt.Attempt == 0 {
+			add("retry@"+step, tick, func(s saga.State, at time.Time) (saga.State, []saga.Action, error) {
+				return saga.Retry(d, s, step, at)
+			})
+		}
+		outcomes := []saga.StepStatus{saga.StepSucceeded, saga.StepFailed}
+		if s.StepStatus[step] == saga.StepCompensating {
+			outcomes = []saga.StepStatus{saga.StepCompensated}
+			add("mark@"+step, tick, func(s saga.State, at time.Time) (saga.State, []saga.Action, error) {
+				return saga.MarkCompensated(d, s, step, at)
+			})
+		}
+		for _, o := range outcomes {
+			add("reply "+string(o)+"@"+step, tick, func(s saga.State, at time.Time) (saga.State, []saga.Action, error) {
+				return saga.Transition(d, s, step, o, at)
+			})
+		}
 	}
 	return evs
 }
@@ -185,22 +211,24 @@ func (w *walker) walk(p Path, path []string) {
 	if len(path) >= w.limit {
 		w.t.Fatalf("sagatest: walk saga %s: not ended after %d events %v: %s", w.d.Type, len(path), path, describe(w.d, s, p.at))
 	}
-	a := p.acts[0]
-	for _, ev := range w.events(s, a, p.at) {
+	for _, ev := range w.events(s, p.at) {
 		n, na, err := ev.f(s, ev.at)
 		switch {
 		case errors.Is(err, saga.ErrWrongState):
 			continue
 		case err != nil:
-			w.t.Fatalf("sagatest: walk saga %s: %v: %s@%s refused: %v", w.d.Type, path, ev.name, a.Step, err)
+			w.t.Fatalf("sagatest: walk saga %s: %v: %s refused: %v", w.d.Type, path, ev.name, err)
 		}
-		next := append(slices.Clone(path), ev.name+"@"+a.Step)
+		next := append(slices.Clone(path), ev.name)
 		w.send(next, n, na, ev.at)
 		np, err := p.Next(n, na, ev.at)
 		if err != nil {
 			w.t.Fatalf("sagatest: walk saga %s: %v: %v", w.d.Type, next, err)
 		}
-		w.walk(np, next)
+		if k := w.key(np, len(next)); !w.explored[k] {
+			w.explored[k] = true
+			w.walk(np, next)
+		}
 	}
 }
 
@@ -238,4 +266,28 @@ func build(d saga.Definition, s saga.State, acts []saga.Action, at time.Time) ([
 		out = append(out, Sent{Action: a, Message: m, At: at})
 	}
 	return out, nil
+}
+
+// key is what the walk from p on depends on: the saga's statuses, its
+// waits with their deadlines relative to the path's clock, and what the
+// invariants remember of the way there (the messages sent, the steps that
+// took effect or were abandoned); with MaxDepth, the events left. Two
+// paths with one key have the same futures, so only the first is walked
+// on: parallel steps answering in every order reach a state many ways.
+func (w *walker) key(p Path, depth int) string {
+	var b strings.Builder
+	s := p.s
+	fmt.Fprintf(&b, "%s|", s.Status)
+	for _, st := range w.d.Steps {
+		fmt.Fprintf(&b, "%s=%s", st.Name, s.StepStatus[st.Name])
+		if wt, ok := s.Waits[st.Name]; ok {
+			fmt.Fprintf(&b, "(%d,%v)", wt.Attempt, wt.Deadline.Sub(p.at))
+		}
+		fmt.Fprintf(&b, "%t%t%t%t,", p.sent[saga.Action{Step: st.Name}], p.sent[saga.Action{Step: st.Name, Compensate: true}],
+			p.undo[st.Name], p.abandoned[st.Name])
+	}
+	if w.maxDepth > 0 {
+		fmt.Fprintf(&b, "|%d", depth)
+	}
+	return b.String()
 }

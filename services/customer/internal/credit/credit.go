@@ -12,6 +12,7 @@ import (
 	"strconv"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -62,6 +63,16 @@ func Approval() participant.Step[contracts.CreditRequest, Reservation] {
 			return nil
 		},
 	}
+}
+
+// Release is the credit-release step of an order's cancellation: it gives
+// back what the order's placement saga reserved, exactly as that saga's
+// compensation would and at most once between them (participant.Reversal).
+func Release() participant.Step[contracts.ReleaseRequest, participant.Reversed] {
+	return participant.Reversal(contracts.CreditRelease(), Approval(),
+		func(r contracts.ReleaseRequest) (uuid.UUID, contracts.CreditRequest) {
+			return r.PlacementSagaID, contracts.CreditRequest{OrderID: r.OrderID, CustomerID: r.CustomerID, PaymentDue: r.PaymentDue}
+		})
 }
 
 // Routes is the customer service's HTTP API: GET /customers/{id} (the open

@@ -48,9 +48,10 @@ func New(pool *pgxpool.Pool, log *slog.Logger, settings Settings, observers ...s
 	return &App{pool: pool, sagas: o, log: log, settings: settings}, nil
 }
 
-// Definitions are the saga types the order service runs.
+// Definitions are the saga types the order service runs, in every
+// version it holds.
 func Definitions(s Settings) []saga.Definition {
-	return []saga.Definition{PlacementDefinition(s)}
+	return []saga.Definition{PlacementDefinition(s), CancellationDefinition(s)}
 }
 
 // Sagas is the orchestrator of the order service's sagas: its reply
@@ -155,13 +156,15 @@ func (a *App) placeOrder(ctx context.Context, tx pgx.Tx, p PlaceOrder) (store.Or
 	return o, nil
 }
 
-// OrderView is an order with its saga.
+// OrderView is an order with its saga, and its cancellation saga if it
+// has one.
 type OrderView struct {
-	Order store.Order
-	Saga  saga.State
+	Order        store.Order
+	Saga         saga.State
+	Cancellation *saga.State
 }
 
-// GetOrder reads order id and its saga.
+// GetOrder reads order id and its sagas.
 func (a *App) GetOrder(ctx context.Context, id int64) (OrderView, error) {
 	o, err := store.GetOrder(ctx, a.pool, id)
 	if err != nil {
@@ -171,7 +174,15 @@ func (a *App) GetOrder(ctx context.Context, id int64) (OrderView, error) {
 	if err != nil {
 		return OrderView{}, err
 	}
-	return OrderView{Order: o, Saga: s}, nil
+	v := OrderView{Order: o, Saga: s}
+	if o.CancelSagaID != uuid.Nil {
+		c, err := saga.Load(ctx, a.pool, o.CancelSagaID)
+		if err != nil {
+			return OrderView{}, err
+		}
+		v.Cancellation = &c
+	}
+	return v, nil
 }
 
 // GetSaga reads saga id.
@@ -188,11 +199,20 @@ func ReplyTopics() []string { return saga.ReplyTopics(Definitions(DefaultSetting
 // order is ACCEPTED when the saga succeeded, REJECTED as soon as the saga
 // aborts — its compensations may still be under way (a participant that
 // is down holds them), but the order's fate no longer depends on them.
+//
+// An order-cancellation saga makes its order CANCELLED when it succeeds.
+// It cannot abort but on a FAILED reply, which its participants never
+// send: the order would then stay CANCELLING, its saga ABORTED for an
+// operator to see.
 func settle(ctx context.Context, tx pgx.Tx, s saga.State) error {
-	switch s.Status {
-	case saga.StatusSucceeded:
+	switch {
+	case s.Type == CancellationSaga && s.Status == saga.StatusSucceeded:
+		return store.SettleCancel(ctx, tx, s.ID)
+	case s.Type == CancellationSaga:
+		return nil
+	case s.Status == saga.StatusSucceeded:
 		return store.SettleSaga(ctx, tx, s.ID, store.StatusAccepted)
-	case saga.StatusAborting, saga.StatusAborted:
+	case s.Status == saga.StatusAborting, s.Status == saga.StatusAborted:
 		return store.SettleSaga(ctx, tx, s.ID, store.StatusRejected)
 	}
 	return nil

@@ -144,8 +144,9 @@ func TestPlaceOrderStartsTheSaga(t *testing.T) {
 		t.Errorf("saga payload %s (%v): want the order's sealed card", v.Saga.Payload, err)
 	}
 	wantSaga := saga.State{
-		ID: o.SagaID, Type: app.PlacementSaga, CurrentStep: stepCredit,
+		ID: o.SagaID, Type: app.PlacementSaga, DefinitionVersion: 1, CurrentStep: stepCredit,
 		StepStatus: map[string]saga.StepStatus{stepCredit: saga.StepStarted},
+		Waits:      map[string]saga.Wait{stepCredit: {Deadline: v.Saga.Deadline}},
 		Status:     saga.StatusStarted, Version: 0,
 	}
 	if diff := cmp.Diff(wantSaga, v.Saga, cmpopts.IgnoreFields(saga.State{}, "Payload", "Deadline", "StatusSince", "CreatedAt", "UpdatedAt")); diff != "" {

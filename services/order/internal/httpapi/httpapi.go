@@ -39,6 +39,7 @@ func Routes(a *app.App, health http.Handler, log *slog.Logger, tokens platform.A
 	r := platform.Router(health)
 	r.Post("/orders", h.placeOrder)
 	r.Get("/orders/{id}", h.getOrder)
+	r.Post("/orders/{id}/cancel", h.cancelOrder)
 	r.Get("/sagas/{id}", h.getSaga)
 	r.Route("/admin", func(r chi.Router) {
 		r.Use(platform.RequireAdmin(tokens, log))
@@ -188,11 +189,35 @@ func (h handlers) getOrder(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, err)
 		return
 	}
-	platform.WriteJSON(w, http.StatusOK, api.Order{
+	o := api.Order{
 		OrderID: v.Order.ID, CustomerID: v.Order.CustomerID, ItemID: v.Order.ItemID, Quantity: v.Order.Quantity,
 		PaymentDue: v.Order.PaymentDue, CardLast4: v.Order.CardLast4, Status: v.Order.Status,
 		Saga: sagaapi.SagaOf(v.Saga),
-	})
+	}
+	if v.Cancellation != nil {
+		c := sagaapi.SagaOf(*v.Cancellation)
+		o.Cancellation = &c
+	}
+	platform.WriteJSON(w, http.StatusOK, o)
+}
+
+// cancelOrder starts the cancellation of an ACCEPTED order: 202 with the
+// order CANCELLING and its order-cancellation saga; 404 for an unknown
+// order; 409 for one being placed, rejected, or cancelled (or being
+// cancelled) already.
+func (h handlers) cancelOrder(w http.ResponseWriter, r *http.Request) {
+	id, err := strconv.ParseInt(chi.URLParam(r, "id"), 10, 64)
+	if err != nil || id <= 0 {
+		h.writeError(w, r, errNotFound)
+		return
+	}
+	o, err := h.app.CancelOrder(r.Context(), id)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	w.Header().Set("Location", fmt.Sprintf("/orders/%d", o.ID))
+	platform.WriteJSON(w, http.StatusAccepted, api.Cancelling{OrderID: o.ID, SagaID: o.CancelSagaID, Status: o.Status})
 }
 
 func (h handlers) getSaga(w http.ResponseWriter, r *http.Request) {
@@ -257,7 +282,7 @@ func (h handlers) writeError(w http.ResponseWriter, r *http.Request, err error) 
 		platform.WriteError(w, http.StatusUnprocessableEntity, "Idempotency-Key was used for a different order: use a new key for a new order")
 	case errors.Is(err, errNotFound), errors.Is(err, store.ErrNotFound), errors.Is(err, saga.ErrNotFound):
 		platform.WriteError(w, http.StatusNotFound, "not found")
-	case errors.Is(err, saga.ErrWrongState):
+	case errors.Is(err, saga.ErrWrongState), errors.Is(err, app.ErrCannotCancel):
 		platform.WriteError(w, http.StatusConflict, err.Error())
 	case errors.Is(err, saga.ErrStale):
 		platform.WriteError(w, http.StatusConflict, "the saga changed at the same time; look again and retry")

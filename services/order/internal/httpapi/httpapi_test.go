@@ -166,6 +166,8 @@ func TestPlaceOrderWritesOrderSagaAndRequestTogether(t *testing.T) {
 	want := map[string]any{
 		"id": resp["sagaId"], "type": "order-placement", "status": "STARTED", "currentStep": "credit-approval",
 		"stepStatus": map[string]any{"credit-approval": "STARTED"}, "version": float64(0), "attempt": float64(0),
+		"definitionVersion": float64(1),
+		"waits":             map[string]any{"credit-approval": map[string]any{"attempt": float64(0), "deadline": saga["deadline"]}},
 	}
 	if saga["deadline"] == nil || saga["statusSince"] != saga["createdAt"] {
 		t.Errorf("saga deadline %v, status since %v, created %v: want a deadline, in STARTED since creation",

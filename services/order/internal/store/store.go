@@ -17,9 +17,11 @@ var ErrNotFound = errors.New("order not found")
 
 // Order statuses.
 const (
-	StatusCreated  = "CREATED"
-	StatusAccepted = "ACCEPTED"
-	StatusRejected = "REJECTED"
+	StatusCreated    = "CREATED"
+	StatusAccepted   = "ACCEPTED"
+	StatusRejected   = "REJECTED"
+	StatusCancelling = "CANCELLING"
+	StatusCancelled  = "CANCELLED"
 )
 
 // Order is a purchase order row. Amounts are integer cents. The card number
@@ -38,7 +40,10 @@ type Order struct {
 	CardLast4  string
 	Status     string
 	SagaID     uuid.UUID
-	CreatedAt  time.Time
+	// CancelSagaID is the order's order-cancellation saga, uuid.Nil unless
+	// it is CANCELLING or CANCELLED.
+	CancelSagaID uuid.UUID
+	CreatedAt    time.Time
 	UpdatedAt  time.Time
 }
 
@@ -59,12 +64,18 @@ func InsertOrder(ctx context.Context, tx pgx.Tx, o Order) (id int64, createdAt t
 }
 
 const orderColumns = `id, customer_id, item_id, quantity, payment_due, coalesce(credit_card_sealed, ''), credit_card_last4,
-	status, saga_id, created_at, updated_at`
+	status, saga_id, cancel_saga_id, created_at, updated_at`
 
 func scanOrder(row pgx.Row) (Order, error) {
-	var o Order
+	var (
+		o      Order
+		cancel *uuid.UUID
+	)
 	err := row.Scan(&o.ID, &o.CustomerID, &o.ItemID, &o.Quantity, &o.PaymentDue, &o.CardSealed, &o.CardLast4,
-		&o.Status, &o.SagaID, &o.CreatedAt, &o.UpdatedAt)
+		&o.Status, &o.SagaID, &cancel, &o.CreatedAt, &o.UpdatedAt)
+	if cancel != nil {
+		o.CancelSagaID = *cancel
+	}
 	return o, err
 }
 
@@ -81,9 +92,49 @@ func GetOrder(ctx context.Context, q Querier, id int64) (Order, error) {
 	return o, nil
 }
 
-// OrderOfSaga reads the order whose saga is sagaID.
+// LockOrder reads order id and locks it until tx ends.
+func LockOrder(ctx context.Context, tx pgx.Tx, id int64) (Order, error) {
+	const sql = `SELECT ` + orderColumns + ` FROM purchaseorder WHERE id = $1 FOR UPDATE`
+	o, err := scanOrder(tx.QueryRow(ctx, sql, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Order{}, fmt.Errorf("lock order %d: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return Order{}, fmt.Errorf("lock order %d: %w", id, err)
+	}
+	return o, nil
+}
+
+// StartCancel moves ACCEPTED order id to CANCELLING under its
+// cancellation saga sagaID.
+func StartCancel(ctx context.Context, tx pgx.Tx, id int64, sagaID uuid.UUID) error {
+	const q = `UPDATE purchaseorder SET status = 'CANCELLING', cancel_saga_id = $2, updated_at = now()
+		WHERE id = $1 AND status = 'ACCEPTED'`
+	tag, err := tx.Exec(ctx, q, id, sagaID)
+	if err == nil && tag.RowsAffected() != 1 {
+		err = errors.New("not ACCEPTED")
+	}
+	if err != nil {
+		return fmt.Errorf("cancel order %d: %w", id, err)
+	}
+	return nil
+}
+
+// SettleCancel moves the order of cancellation saga sagaID from CANCELLING
+// to CANCELLED (a no-op once it is).
+func SettleCancel(ctx context.Context, tx pgx.Tx, sagaID uuid.UUID) error {
+	const q = `UPDATE purchaseorder SET status = 'CANCELLED', updated_at = now() WHERE cancel_saga_id = $1 AND status = 'CANCELLING'`
+	if _, err := tx.Exec(ctx, q, sagaID); err != nil {
+		return fmt.Errorf("settle the cancellation of saga %s: %w", sagaID, err)
+	}
+	return nil
+}
+
+// OrderOfSaga reads the order whose saga — its placement or its
+// cancellation — is sagaID.
 func OrderOfSaga(ctx context.Context, q Querier, sagaID uuid.UUID) (Order, error) {
-	const sql = `SELECT ` + orderColumns + ` FROM purchaseorder WHERE saga_id = $1`
+	const sql = `SELECT ` + orderColumns + ` FROM purchaseorder WHERE saga_id = $1
+		UNION ALL SELECT ` + orderColumns + ` FROM purchaseorder WHERE cancel_saga_id = $1`
 	o, err := scanOrder(q.QueryRow(ctx, sql, sagaID))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Order{}, fmt.Errorf("get order of saga %s: %w", sagaID, ErrNotFound)

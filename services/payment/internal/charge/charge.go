@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -68,6 +69,17 @@ func Payment(keys card.Keys) participant.Step[contracts.PaymentRequest, Charged]
 			return nil
 		},
 	}
+}
+
+// Refund is the payment-refund step of an order's cancellation: it refunds
+// what the order's placement saga charged, exactly as that saga's
+// compensation would and at most once between them (participant.Reversal).
+// It needs no card: a refund opens none.
+func Refund() participant.Step[contracts.ReleaseRequest, participant.Reversed] {
+	return participant.Reversal(contracts.PaymentRefund(), Payment(card.Keys{}),
+		func(r contracts.ReleaseRequest) (uuid.UUID, contracts.PaymentRequest) {
+			return r.PlacementSagaID, contracts.PaymentRequest{OrderID: r.OrderID, CustomerID: r.CustomerID, PaymentDue: r.PaymentDue}
+		})
 }
 
 // Routes is the payment service's HTTP API: GET /payments?orderId=N (an
