@@ -37,18 +37,18 @@ type Saga struct {
 	DefinitionVersion int                        `json:"definitionVersion"`
 	UnknownVersion    bool                       `json:"unknownVersion,omitempty"`
 	Status            saga.Status                `json:"status"`
-	CurrentStep string                     `json:"currentStep"`
-	StepStatus  map[string]saga.StepStatus `json:"stepStatus"`
+	CurrentStep       string                     `json:"currentStep"`
+	StepStatus        map[string]saga.StepStatus `json:"stepStatus"`
 	// Waits are the steps waiting for a reply, each with the re-sends of
 	// its message and its deadline: several when steps run in parallel.
-	Waits       map[string]Wait            `json:"waits,omitempty"`
-	Attempt     int                        `json:"attempt"`
-	Deadline    *time.Time                 `json:"deadline,omitempty"` // absent when nothing waits
-	StatusSince time.Time                  `json:"statusSince"`
-	Version     int                        `json:"version"`
-	Payload     json.RawMessage            `json:"payload,omitempty"`
-	CreatedAt   time.Time                  `json:"createdAt"`
-	UpdatedAt   time.Time                  `json:"updatedAt"`
+	Waits       map[string]Wait `json:"waits,omitempty"`
+	Attempt     int             `json:"attempt"`
+	Deadline    *time.Time      `json:"deadline,omitempty"` // absent when nothing waits
+	StatusSince time.Time       `json:"statusSince"`
+	Version     int             `json:"version"`
+	Payload     json.RawMessage `json:"payload,omitempty"`
+	CreatedAt   time.Time       `json:"createdAt"`
+	UpdatedAt   time.Time       `json:"updatedAt"`
 }
 
 // SagaOf returns s as the API shows it, without its payload; times in UTC

@@ -44,7 +44,7 @@ type Order struct {
 	// it is CANCELLING or CANCELLED.
 	CancelSagaID uuid.UUID
 	CreatedAt    time.Time
-	UpdatedAt  time.Time
+	UpdatedAt    time.Time
 }
 
 // Querier is what reads need.
