@@ -227,6 +227,25 @@ func TestConsoleInBrowser(t *testing.T) {
 	b.noCardNumber(cards...)
 	b.screenshot("console-saga.png")
 
+	// The accepted order cancelled from its saga's page: the cancellation
+	// saga runs its two steps as branches, and the order ends CANCELLED.
+	b.do(chromedp.Navigate(u.console+"/sagas/"+scenarios[0].saga2), chromedp.WaitVisible(`#cancel-order`),
+		chromedp.Evaluate[chromedp.Void](`window.confirm = () => true; undefined`), chromedp.Click(`#cancel-order`),
+		chromedp.WaitVisible(`.flash.ok`))
+	b.contains(".flash.ok", "cancellation started")
+	b.until("no abort is offered: a cancellation only goes forward", `!document.querySelector('#abort')`)
+	b.until("the cancellation saga succeeds", `document.querySelector('.saga-state')?.dataset.status === 'SUCCEEDED'`)
+	b.contains(".saga-head", "order-cancellation", "definition v1")
+	b.until("its two steps show as branches", `(() => {
+		const steps = [...document.querySelectorAll('#steps-line .stage.branches .step')].map(e => e.dataset.step);
+		return steps.includes('payment-refund') && steps.includes('credit-release');
+	})()`)
+	b.until("the timeline indents the second branch", `!!document.querySelector('#timeline .tl.lane-1')`)
+	b.contains("#order-side", "CANCELLED")
+	b.contains("#step-payment-refund", "DONE")
+	b.contains("#step-credit-release", "DONE")
+	b.screenshot("console-cancellation.png")
+
 	// A saga stuck at its payment step (the payment service hangs),
 	// seen appearing in the live list, aborted with the admin token.
 	pid, err := supervisor.ReadPid(u.runDir, "payment-1")
@@ -281,10 +300,12 @@ func TestConsoleInBrowser(t *testing.T) {
 
 	// The overview counts it all.
 	b.do(chromedp.Navigate(u.console + "/"))
-	b.until("the overview counts 1 succeeded, 3 aborted, none stuck", `(() => {
+	b.until("the overview counts 2 succeeded (a placement, a cancellation), 3 aborted, none stuck", `(() => {
 		const n = (sel) => document.querySelector(sel)?.textContent.trim();
-		return n('.st-text-succeeded') === '1' && n('.st-text-aborted') === '3' && n('#stuck .num') === '0' &&
-			n('#ended') === '4' && document.querySelectorAll('.svc-row .health.up').length >= 7;
+		const typ = (t) => document.querySelector('#by-type tr[data-type="' + t + '"]')?.textContent || '';
+		return n('.st-text-succeeded') === '2' && n('.st-text-aborted') === '3' && n('#stuck .num') === '0' &&
+			n('#ended') === '5' && document.querySelectorAll('.svc-row .health.up').length >= 7 &&
+			typ('order-placement') !== '' && typ('order-cancellation') !== '';
 	})()`)
 	b.contains("main", "order_outbox", "customer_outbox", "payment_outbox", "streaming")
 	b.noCardNumber(cards...)

@@ -109,19 +109,27 @@ func checkMetrics(t *testing.T, u *upRun) {
 			{"sagabox_messages_consumed_total", []string{"consumer=order-service", "topic=payment.response", "result=applied"}, 4},
 			{"sagabox_messages_parked_total", nil, 0},
 			{"sagabox_consumer_lag", []string{"consumer=order-service"}, 0},
-			{"sagabox_outbox_rows_pending_prune", []string{"service=order"}, 11},
+			{"sagabox_outbox_rows_pending_prune", []string{"service=order"}, 13},
 			{"sagabox_parked_messages", []string{"service=order"}, 0},
+			// The accepted order's cancellation: both steps at once.
+			{"sagabox_sagas_started_total", []string{"type=order-cancellation"}, 1},
+			{"sagabox_sagas_ended_total", []string{"type=order-cancellation", "outcome=SUCCEEDED"}, 1},
+			{"sagabox_messages_consumed_total", []string{"consumer=order-service", "topic=payment-refund.response", "result=applied"}, 1},
+			{"sagabox_messages_consumed_total", []string{"consumer=order-service", "topic=credit-release.response", "result=applied"}, 1},
+			{"sagabox_sagas_unknown_version", nil, 0},
 		},
 		u.customer + "/metrics": {
 			{"sagabox_messages_consumed_total", []string{"topic=credit-approval.request", "result=applied"}, 6},
 			{"sagabox_consumer_lag", []string{"consumer=customer-service"}, 0},
-			{"sagabox_outbox_rows_pending_prune", []string{"service=customer"}, 6},
+			{"sagabox_messages_consumed_total", []string{"topic=credit-release.request", "result=applied"}, 1},
+			{"sagabox_outbox_rows_pending_prune", []string{"service=customer"}, 7},
 			{"sagabox_parked_messages", []string{"service=customer"}, 0},
 		},
 		u.payment + "/metrics": {
 			{"sagabox_messages_consumed_total", []string{"topic=payment.request", "result=applied"}, 4},
 			{"sagabox_consumer_lag", []string{"consumer=payment-service"}, 0},
-			{"sagabox_outbox_rows_pending_prune", []string{"service=payment"}, 4},
+			{"sagabox_messages_consumed_total", []string{"topic=payment-refund.request", "result=applied"}, 1},
+			{"sagabox_outbox_rows_pending_prune", []string{"service=payment"}, 5},
 		},
 		u.relayMetrics: {
 			{"sagabox_relay_events_published_total", []string{"connector=order-outbox", "topic=credit-approval.request"}, 6},
@@ -129,6 +137,10 @@ func checkMetrics(t *testing.T, u *upRun) {
 			{"sagabox_relay_events_published_total", []string{"connector=order-outbox", "topic=order-admin.request"}, 1},
 			{"sagabox_relay_events_published_total", []string{"connector=customer-outbox", "topic=credit-approval.response"}, 6},
 			{"sagabox_relay_events_published_total", []string{"connector=payment-outbox", "topic=payment.response"}, 4},
+			{"sagabox_relay_events_published_total", []string{"connector=order-outbox", "topic=payment-refund.request"}, 1},
+			{"sagabox_relay_events_published_total", []string{"connector=order-outbox", "topic=credit-release.request"}, 1},
+			{"sagabox_relay_events_published_total", []string{"connector=customer-outbox", "topic=credit-release.response"}, 1},
+			{"sagabox_relay_events_published_total", []string{"connector=payment-outbox", "topic=payment-refund.response"}, 1},
 			{"sagabox_relay_slot_active", nil, 4},
 		},
 		u.brokerMetrics: {
@@ -137,6 +149,8 @@ func checkMetrics(t *testing.T, u *upRun) {
 			{"sagabox_broker_log_end_offset", []string{"topic=payment.request"}, 4},
 			{"sagabox_broker_log_end_offset", []string{"topic=payment.response"}, 4},
 			{"sagabox_broker_log_end_offset", []string{"topic=order-admin.request"}, 1},
+			{"sagabox_broker_log_end_offset", []string{"topic=payment-refund.request"}, 1},
+			{"sagabox_broker_log_end_offset", []string{"topic=credit-release.response"}, 1},
 		},
 		u.console + "/metrics": nil, // parses, with the runtime's metrics
 

@@ -29,10 +29,12 @@ commands (the order service's /admin API; ORDER_URL, default http://localhost:80
                                    sagas, newest first
   show ID                          one saga with its history
   abort ID --reason R              force compensation of a running saga
-  retry ID [--reason R]            send the message the saga waits for again, now
+  retry ID [--step S] [--reason R] send the message the saga waits for again, now (every
+                                   waiting step's, or --step's alone)
   compensate ID --step S --reason R
                                    mark the compensation the saga waits for as done by hand
-  types                            the saga types the order service runs, with their steps
+  types                            the saga types and versions the order service runs, with
+                                   their steps (parallel ones marked with what they wait for)
 
 every command: --url URL (default $ORDER_URL), --token T (default $ADMIN_TOKEN; the
 first entry's token if it is a name:token list), --json (print the API's answer)
@@ -70,12 +72,15 @@ func sagasCmd(ctx context.Context, args []string, getenv func(string) string, st
 		fs.BoolVar(&stuck, "stuck", false, "only sagas past their deadline or ABORTING for too long")
 		fs.StringVar(&status, "status", "", "STARTED, SUCCEEDED, ABORTING or ABORTED")
 		fs.StringVar(&sagaType, "type", "", "saga type (sagabox sagas types lists them)")
-		fs.StringVar(&step, "step", "", "current step")
+		fs.StringVar(&step, "step", "", "a step the saga waits for (or last waited for)")
 		fs.DurationVar(&olderThan, "older-than", 0, "only sagas created longer ago than this")
 		fs.IntVar(&limit, "limit", 0, "page size (default 50, at most 500)")
 		fs.StringVar(&after, "after", "", "continue after this cursor (printed at the end of a page)")
-	case "abort", "retry":
-		fs.StringVar(&reason, "reason", "", "why (required for abort)")
+	case "abort":
+		fs.StringVar(&reason, "reason", "", "why (required)")
+	case "retry":
+		fs.StringVar(&reason, "reason", "", "why")
+		fs.StringVar(&step, "step", "", "the one waiting step to send again (default: every waiting step)")
 	case "compensate":
 		fs.StringVar(&step, "step", "", "the step whose compensation is done (required)")
 		fs.StringVar(&reason, "reason", "", "why (required)")
@@ -123,9 +128,27 @@ func sagasCmd(ctx context.Context, args []string, getenv func(string) string, st
 		for _, t := range ts {
 			var steps []string
 			for _, st := range t.Steps {
-				steps = append(steps, st.Name)
+				name := st.Name
+				if len(st.After) != 1 || len(steps) == 0 || st.After[0] != t.Steps[len(steps)-1].Name {
+					name += " (after " + strings.Join(st.After, ", ") + ")"
+					if len(st.After) == 0 {
+						name = st.Name + " (at the start)"
+					}
+				}
+				steps = append(steps, name)
 			}
-			fmt.Fprintf(stdout, "%s: %s\n", t.Type, strings.Join(steps, " → "))
+			var notes []string
+			if t.Latest {
+				notes = append(notes, "new sagas")
+			}
+			if t.ForwardOnly {
+				notes = append(notes, "forward only")
+			}
+			note := ""
+			if len(notes) > 0 {
+				note = " [" + strings.Join(notes, ", ") + "]"
+			}
+			fmt.Fprintf(stdout, "%s v%d%s: %s\n", t.Type, t.Version, note, strings.Join(steps, " → "))
 		}
 		return nil
 	}

@@ -90,6 +90,8 @@ func newSchedule(seed uint64, nKills, nOrders, instances int) schedule {
 		case n < 13:
 			o.CustomerID = unknownCustomer
 		}
+		// A quarter are cancelled once accepted, while the kills go on.
+		o.cancel = r.IntN(4) == 0
 		s.orders = append(s.orders, o)
 	}
 	return s
@@ -118,11 +120,16 @@ func TestChaos(t *testing.T) {
 	interval := max(total/time.Duration(max(len(sched.orders), 1)), 20*time.Millisecond)
 	var placed, refused atomic.Int64
 	var wg sync.WaitGroup
+	toCancel := make(chan int64, len(sched.orders))
 	wg.Go(func() {
+		defer close(toCancel)
 		for i, o := range sched.orders {
 			for attempt := 0; ; attempt++ {
-				if place(s.orderURLs[(i+attempt)%len(s.orderURLs)], o) {
+				if id := place(s.orderURLs[(i+attempt)%len(s.orderURLs)], o); id != 0 {
 					placed.Add(1)
+					if o.cancel {
+						toCancel <- id
+					}
 					break
 				}
 				if attempt == 50 {
@@ -134,6 +141,14 @@ func TestChaos(t *testing.T) {
 			time.Sleep(interval)
 		}
 	})
+
+	// The orders to cancel are cancelled once their placement accepted
+	// them, while the kills go on; a rejected one is left.
+	cancelDone := make(chan struct{})
+	go func() {
+		defer close(cancelDone)
+		cancelOrders(ctx, orderDB, s.orderURLs, toCancel)
+	}()
 
 	killed := map[string]int{}
 	for i, k := range sched.kills {
@@ -155,6 +170,7 @@ func TestChaos(t *testing.T) {
 		killed[k]++
 	}
 	wg.Wait()
+	<-cancelDone
 
 	// Quiet now: every saga must end within the bound.
 	s.waitDB(orderDB)
@@ -171,7 +187,7 @@ func TestChaos(t *testing.T) {
 		t.Fatal(err)
 	}
 	violations := l.violations(initial)
-	accepted, rejected := l.counts()
+	accepted, rejected, cancelled := l.counts()
 	var byKind []string
 	for _, k := range slices.Sorted(maps.Keys(killed)) {
 		byKind = append(byKind, fmt.Sprintf("%s=%d", k, killed[k]))
@@ -180,14 +196,14 @@ func TestChaos(t *testing.T) {
 	for _, n := range killed {
 		nKills += n
 	}
-	summary := fmt.Sprintf("chaos: seed=%d orders=%d (accepted=%d rejected=%d, POSTs answered 202=%d, given up=%d) kills=%d (%s) violations=%d settled_in=%s",
-		*seed, len(l.orders), accepted, rejected, placed.Load(), refused.Load(), nKills, strings.Join(byKind, " "), len(violations), settled.Round(100*time.Millisecond))
+	summary := fmt.Sprintf("chaos: seed=%d orders=%d (accepted=%d rejected=%d cancelled=%d, POSTs answered 202=%d, given up=%d) kills=%d (%s) violations=%d settled_in=%s",
+		*seed, len(l.orders), accepted, rejected, cancelled, placed.Load(), refused.Load(), nKills, strings.Join(byKind, " "), len(violations), settled.Round(100*time.Millisecond))
 	t.Log(summary)
 	for _, v := range violations {
 		t.Errorf("violation: %s", v)
 	}
-	if accepted == 0 || rejected == 0 {
-		t.Errorf("a run must accept and reject orders: accepted %d, rejected %d", accepted, rejected)
+	if accepted == 0 || rejected == 0 || cancelled == 0 {
+		t.Errorf("a run must accept, reject and cancel orders: accepted %d, rejected %d, cancelled %d", accepted, rejected, cancelled)
 	}
 	if nKills < *kills {
 		t.Errorf("only %d of %d kills landed", nKills, *kills)
@@ -210,7 +226,7 @@ func TestWholeStackKilledMidLoad(t *testing.T) {
 	wg.Wait()
 	s.killStack()
 	for _, o := range sched.orders[30:] {
-		if !place(s.orderURLs[0], o) {
+		if place(s.orderURLs[0], o) == 0 {
 			t.Fatalf("order refused after the restart")
 		}
 	}
@@ -220,7 +236,7 @@ func TestWholeStackKilledMidLoad(t *testing.T) {
 		l, err = readLedger(ctx, orderDB, customerDB, paymentDB)
 		return err == nil && len(l.unsettled()) == 0
 	}, "sagas still running: orders %v", &l)
-	accepted, rejected := l.counts()
+	accepted, rejected, _ := l.counts()
 	t.Logf("%d orders: %d accepted, %d rejected", len(l.orders), accepted, rejected)
 	if len(l.orders) < 10 {
 		t.Errorf("only %d orders in the database", len(l.orders))
@@ -248,4 +264,36 @@ func seedCustomers(t *testing.T, db *pgxpool.Pool, initialLimit int64) map[int64
 	}
 	s[456] = limit
 	return s
+}
+
+// cancelOrders cancels each order of ids once its placement accepted it,
+// through the order service instances in turn (one that is down is tried
+// again a little later), until ids is closed and every order is
+// cancelling, cancelled or rejected.
+func cancelOrders(ctx context.Context, orderDB *pgxpool.Pool, urls []string, ids <-chan int64) {
+	var pending []int64
+	for n := 0; ids != nil || len(pending) > 0; n++ {
+		select {
+		case id, ok := <-ids:
+			if !ok {
+				ids = nil
+				continue
+			}
+			pending = append(pending, id)
+		case <-time.After(200 * time.Millisecond): // pacing the client, not synchronising the test
+		}
+		var left []int64
+		for _, id := range pending {
+			var status string
+			err := orderDB.QueryRow(ctx, `SELECT status FROM purchaseorder WHERE id = $1`, id).Scan(&status)
+			switch {
+			case err != nil, status == "CREATED":
+				left = append(left, id) // Postgres being killed, or the placement undecided: later
+			case status == "ACCEPTED":
+				cancel(urls[n%len(urls)], id)
+				left = append(left, id) // checked again: CANCELLING once it committed
+			}
+		}
+		pending = left
+	}
 }

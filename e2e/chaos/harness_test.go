@@ -231,20 +231,40 @@ type order struct {
 	Quantity   int    `json:"quantity"`
 	PaymentDue int64  `json:"paymentDue"`
 	Card       string `json:"creditCardNo"`
+	cancel     bool   // cancelled once accepted
 }
 
 var httpClient = &http.Client{Timeout: 5 * time.Second}
 
-// place posts o to the order service at url; it reports whether the order
-// was accepted for processing (202). A failed POST may still have created
-// the order: the checks read the databases, not this answer.
-func place(url string, o order) bool {
+// place posts o to the order service at url; it returns the order's id
+// when it was accepted for processing (202), 0 otherwise. A failed POST may
+// still have created the order: the checks read the databases, not this
+// answer.
+func place(url string, o order) int64 {
 	body, _ := json.Marshal(o)
 	resp, err := httpClient.Post(url+"/orders", "application/json", bytes.NewReader(body))
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	var placed struct {
+		OrderID int64 `json:"orderId"`
+	}
+	if resp.StatusCode != http.StatusAccepted || json.NewDecoder(resp.Body).Decode(&placed) != nil {
+		return 0
+	}
+	return placed.OrderID
+}
+
+// cancel posts the cancellation of order id to the order service at url;
+// it reports whether the service answered (any status: the checks read the
+// databases).
+func cancel(url string, id int64) bool {
+	resp, err := httpClient.Post(fmt.Sprintf("%s/orders/%d/cancel", url, id), "application/json", nil)
 	if err != nil {
 		return false
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
-	return resp.StatusCode == http.StatusAccepted
+	return resp.StatusCode < 500
 }

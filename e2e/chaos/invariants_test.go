@@ -28,6 +28,9 @@ type orderRow struct {
 	status     string
 	sagaID     uuid.UUID
 	sagaStatus string
+	// cancelStatus is the status of its order-cancellation saga ("" when
+	// it has none).
+	cancelStatus string
 }
 
 type allocationRow struct {
@@ -45,11 +48,11 @@ type paymentRow struct {
 func readLedger(ctx context.Context, orderDB, customerDB, paymentDB *pgxpool.Pool) (ledger, error) {
 	l := ledger{openLimit: map[int64]int64{}, allocations: map[uuid.UUID]allocationRow{},
 		payments: map[uuid.UUID]paymentRow{}, parked: map[string]int{}}
-	rows, _ := orderDB.Query(ctx, `SELECT o.id, o.customer_id, o.payment_due, o.status, o.saga_id, s.status
-		FROM purchaseorder o JOIN sagastate s ON s.id = o.saga_id ORDER BY o.id`)
+	rows, _ := orderDB.Query(ctx, `SELECT o.id, o.customer_id, o.payment_due, o.status, o.saga_id, s.status, coalesce(c.status, '')
+		FROM purchaseorder o JOIN sagastate s ON s.id = o.saga_id LEFT JOIN sagastate c ON c.id = o.cancel_saga_id ORDER BY o.id`)
 	orders, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (orderRow, error) {
 		var o orderRow
-		return o, r.Scan(&o.id, &o.customerID, &o.due, &o.status, &o.sagaID, &o.sagaStatus)
+		return o, r.Scan(&o.id, &o.customerID, &o.due, &o.status, &o.sagaID, &o.sagaStatus, &o.cancelStatus)
 	})
 	if err != nil {
 		return l, fmt.Errorf("read orders: %w", err)
@@ -97,7 +100,8 @@ func (l *ledger) String() string { return fmt.Sprint(l.unsettled()) }
 func (l ledger) unsettled() []int64 {
 	var ids []int64
 	for _, o := range l.orders {
-		if !(o.status == "ACCEPTED" && o.sagaStatus == "SUCCEEDED") && !(o.status == "REJECTED" && o.sagaStatus == "ABORTED") {
+		if !(o.status == "ACCEPTED" && o.sagaStatus == "SUCCEEDED") && !(o.status == "REJECTED" && o.sagaStatus == "ABORTED") &&
+			!(o.status == "CANCELLED" && o.sagaStatus == "SUCCEEDED" && o.cancelStatus == "SUCCEEDED") {
 			ids = append(ids, o.id)
 		}
 	}
@@ -126,6 +130,13 @@ func (l ledger) violations(initial map[int64]int64) []string {
 		case "REJECTED":
 			if paid && p.status != "FAILED" && p.status != "REFUNDED" {
 				add("REJECTED order %d has a %s payment of %d cents", o.id, p.status, p.amount)
+			}
+		case "CANCELLED":
+			if !paid || p.status != "REFUNDED" || p.amount != o.due {
+				add("CANCELLED order %d (%d cents) has payment %+v (found %v), want it REFUNDED for its amount", o.id, o.due, p, paid)
+			}
+			if a := l.allocations[o.sagaID]; a.status != participant.StatusUndone || a.amount != o.due {
+				add("CANCELLED order %d (%d cents): its credit is %s (%d cents), want it released", o.id, o.due, a.status, a.amount)
 			}
 		}
 		if a, ok := l.allocations[o.sagaID]; ok && a.status == participant.StatusDone && o.sagaStatus == "ABORTED" {
@@ -167,14 +178,16 @@ func (l ledger) violations(initial map[int64]int64) []string {
 	return v
 }
 
-func (l ledger) counts() (accepted, rejected int) {
+func (l ledger) counts() (accepted, rejected, cancelled int) {
 	for _, o := range l.orders {
 		switch o.status {
 		case "ACCEPTED":
 			accepted++
 		case "REJECTED":
 			rejected++
+		case "CANCELLED":
+			cancelled++
 		}
 	}
-	return accepted, rejected
+	return accepted, rejected, cancelled
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -29,6 +30,14 @@ type serviceView struct {
 	Err       string
 }
 
+// typeStats is one saga type's sagas on the overview.
+type typeStats struct {
+	Type  string
+	Now   map[string]int64
+	Ended int64
+	Err   string
+}
+
 // statsView is the saga statistics as the overview shows them.
 type statsView struct {
 	sagaapi.Stats
@@ -38,6 +47,7 @@ type statsView struct {
 type overviewData struct {
 	Stats      *statsView
 	StatsErr   string
+	Types      []typeStats // per saga type
 	Chart      chartView
 	Throughput float64 // sagas ended per minute over the window
 	Services   []serviceView
@@ -62,6 +72,26 @@ func (s *Server) overview(w http.ResponseWriter, r *http.Request) {
 			d.Throughput = float64(st.Ended) / win.Minutes()
 		}
 	})
+	for key := range s.sagaSteps(ctx) {
+		if !strings.Contains(key, "/") {
+			d.Types = append(d.Types, typeStats{Type: key})
+		}
+	}
+	slices.SortFunc(d.Types, func(a, b typeStats) int { return strings.Compare(a.Type, b.Type) })
+	for i := range d.Types {
+		wg.Go(func() {
+			t := &d.Types[i]
+			st, err := s.order.SagaStats(ctx, url.Values{"window": {"15m"}, "bucket": {"15m"}, "type": {t.Type}})
+			if err != nil {
+				t.Err = s.failed(ctx, "order", err)
+				return
+			}
+			t.Now, t.Ended = map[string]int64{}, st.Ended
+			for k, n := range st.Now {
+				t.Now[string(k)] = n
+			}
+		})
+	}
 	svcs := s.services()
 	d.Services = make([]serviceView, len(svcs))
 	for i, c := range svcs {
@@ -83,51 +113,106 @@ func (s *Server) overview(w http.ResponseWriter, r *http.Request) {
 type sagaRow struct {
 	ID, Type, Status, CurrentStep   string
 	Attempt, Version                int
+	DefinitionVersion               int
+	UnknownVersion, ForwardOnly     bool
 	Deadline                        *time.Time
 	StatusSince, CreatedAt, Updated time.Time
 	UpdatedAt                       time.Time
 	Payload                         json.RawMessage
 	OrderID, CustomerID             int64
 	Steps                           []stepBadge
-	Stuck                           bool
+	// Stages are the steps as they run: each stage's steps side by side
+	// (branches), after the stage before.
+	Stages [][]stepBadge
+	Stuck  bool
 }
 
-type stepBadge struct{ Name, Status string }
+type stepBadge struct {
+	Name, Status string
+	Lane         int // its place among the steps of its stage (branches)
+}
+
+// stepGraph is a saga type's steps, in one version, as its definition
+// orders them: each step's stage is one more than the latest stage of the
+// steps it waits for, so steps of one stage run in parallel.
+type stepGraph struct {
+	Order       []string
+	Stage       map[string]int
+	ForwardOnly bool // it cannot be aborted
+}
+
+// graphs holds the step graph of every type and version the order service
+// runs ("order-placement/1").
+type graphs map[string]stepGraph
+
+func graphKey(sagaType string, version int) string { return sagaType + "/" + strconv.Itoa(version) }
+
+// of returns the graph of saga type t in version v, or its latest when the
+// service does not hold v.
+func (g graphs) of(t string, v int) stepGraph {
+	if sg, ok := g[graphKey(t, v)]; ok {
+		return sg
+	}
+	return g[t]
+}
 
 // newSagaRow shows sg, its steps in the order of its type's definition
-// (steps: the saga types' steps, from the order service).
-func newSagaRow(sg sagaapi.Saga, steps map[string][]string) sagaRow {
+// and grouped into the stages they run in (g: the saga types' steps, from
+// the order service).
+func newSagaRow(sg sagaapi.Saga, g graphs) sagaRow {
 	row := sagaRow{ID: sg.ID.String(), Type: sg.Type, Status: string(sg.Status), CurrentStep: sg.CurrentStep,
-		Attempt: sg.Attempt, Version: sg.Version, Deadline: sg.Deadline, StatusSince: sg.StatusSince,
+		Attempt: sg.Attempt, Version: sg.Version, DefinitionVersion: sg.DefinitionVersion, UnknownVersion: sg.UnknownVersion,
+		Deadline: sg.Deadline, StatusSince: sg.StatusSince,
 		CreatedAt: sg.CreatedAt, UpdatedAt: sg.UpdatedAt, Payload: sg.Payload,
 		OrderID: payloadInt(sg.Payload, "order-id"), CustomerID: payloadInt(sg.Payload, "customer-id")}
 	for name, st := range sg.StepStatus {
 		row.Steps = append(row.Steps, stepBadge{Name: name, Status: string(st)})
 	}
-	order := steps[sg.Type]
+	graph := g.of(sg.Type, sg.DefinitionVersion)
+	row.ForwardOnly = graph.ForwardOnly
 	slices.SortFunc(row.Steps, func(a, b stepBadge) int {
-		ia, ib := slices.Index(order, a.Name), slices.Index(order, b.Name)
+		ia, ib := slices.Index(graph.Order, a.Name), slices.Index(graph.Order, b.Name)
 		if ia != ib {
 			return ia - ib
 		}
 		return strings.Compare(a.Name, b.Name)
 	})
+	for _, st := range row.Steps {
+		stage := graph.Stage[st.Name]
+		for len(row.Stages) <= stage {
+			row.Stages = append(row.Stages, nil)
+		}
+		st.Lane = len(row.Stages[stage])
+		row.Stages[stage] = append(row.Stages[stage], st)
+	}
+	row.Stages = slices.DeleteFunc(row.Stages, func(s []stepBadge) bool { return len(s) == 0 })
 	row.Stuck = sg.Deadline != nil && sg.Deadline.Before(time.Now())
 	return row
 }
 
-// sagaSteps returns each saga type's steps in order, as the order service
-// runs them; empty when it cannot say (the pages then sort by name).
-func (s *Server) sagaSteps(ctx context.Context) map[string][]string {
-	out := map[string][]string{}
+// sagaSteps returns the step graph of each saga type and version the order
+// service runs, and under the bare type its latest version's; empty when
+// it cannot say (the pages then sort steps by name).
+func (s *Server) sagaSteps(ctx context.Context) graphs {
+	out := graphs{}
 	types, err := s.order.SagaTypes(ctx)
 	if err != nil {
 		s.failed(ctx, "order", err)
 		return out
 	}
 	for _, t := range types {
+		g := stepGraph{Stage: map[string]int{}, ForwardOnly: t.ForwardOnly}
 		for _, st := range t.Steps {
-			out[t.Type] = append(out[t.Type], st.Name)
+			g.Order = append(g.Order, st.Name)
+			stage := 0
+			for _, dep := range st.After {
+				stage = max(stage, g.Stage[dep]+1)
+			}
+			g.Stage[st.Name] = stage
+		}
+		out[graphKey(t.Type, t.Version)] = g
+		if t.Latest {
+			out[t.Type] = g
 		}
 	}
 	return out
@@ -157,9 +242,12 @@ func (s *Server) sagaList(w http.ResponseWriter, r *http.Request) {
 	steps := s.sagaSteps(r.Context())
 	d := listData{Filter: f, Query: f.Encode(), Statuses: []string{"STARTED", "SUCCEEDED", "ABORTING", "ABORTED"},
 		Ages: []string{"1m", "5m", "15m", "1h", "24h"}}
-	for t, ss := range steps {
-		d.Types = append(d.Types, t)
-		for _, st := range ss {
+	for key, g := range steps {
+		if strings.Contains(key, "/") {
+			continue // a version: its type is listed under the bare name
+		}
+		d.Types = append(d.Types, key)
+		for _, st := range g.Order {
 			if !slices.Contains(d.Steps, st) {
 				d.Steps = append(d.Steps, st)
 			}
@@ -190,6 +278,9 @@ type historyRow struct {
 	Cause                      struct{ Kind string }
 	OffsetMs                   float64 // since the saga started
 	CauseText                  string
+	// Lane is the step's branch among the steps of its stage: the
+	// timeline indents parallel branches.
+	Lane int
 }
 
 // stepSide is what the participant serving a step did for the saga.
@@ -241,9 +332,15 @@ func (s *Server) sagaPage(w http.ResponseWriter, r *http.Request) {
 			d.Compensating = st.Name
 		}
 	}
+	lanes := map[string]int{}
+	for _, stage := range d.Saga.Stages {
+		for _, st := range stage {
+			lanes[st.Name] = st.Lane
+		}
+	}
 	for _, h := range detail.History {
 		row := historyRow{Version: h.Version, At: h.At, Step: h.Step, From: string(h.From), To: string(h.To),
-			SagaStatus: string(h.SagaStatus), CauseText: causeText(h),
+			SagaStatus: string(h.SagaStatus), CauseText: causeText(h), Lane: lanes[h.Step],
 			OffsetMs: float64(h.At.Sub(detail.Saga.CreatedAt).Microseconds()) / 1000}
 		row.Cause.Kind = string(h.Cause.Kind)
 		d.History = append(d.History, row)

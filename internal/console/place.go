@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/go-chi/chi/v5"
 	"github.com/google/uuid"
 
 	"github.com/sagabox/sagabox/api"
@@ -88,4 +89,22 @@ func (s *Server) placeOrder(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	redirect(w, r, "/sagas/"+placed.SagaID.String(), "done", fmt.Sprintf("order %d placed", placed.OrderID))
+}
+
+// cancelOrder sends an order's cancellation to the order service's POST
+// /orders/{id}/cancel, as the place-order form sends an order (no token:
+// the order API has none), and goes to the cancellation saga's page.
+func (s *Server) cancelOrder(w http.ResponseWriter, r *http.Request) {
+	id, err := strconv.ParseInt(chi.URLParam(r, "id"), 10, 64)
+	if err != nil || id <= 0 {
+		redirect(w, r, "/sagas", "error", "not an order id")
+		return
+	}
+	c, err := s.order.CancelOrder(r.Context(), id)
+	if err != nil {
+		back := "/sagas?order=" + strconv.FormatInt(id, 10)
+		redirect(w, r, back, "error", "cancellation refused: "+s.failed(r.Context(), "order", err))
+		return
+	}
+	redirect(w, r, "/sagas/"+c.SagaID.String(), "done", fmt.Sprintf("order %d: cancellation started", id))
 }

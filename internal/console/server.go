@@ -85,6 +85,7 @@ func (s *Server) Routes(metricsHandler http.Handler) http.Handler {
 	r.Post("/parked/{service}/{pid}/replay", s.replayParked)
 	r.Get("/place", s.placePage)
 	r.Post("/orders", s.placeOrder)
+	r.Post("/orders/{id}/cancel", s.cancelOrder)
 	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		platform.WriteJSON(w, http.StatusOK, map[string]string{"console": "ok"})
 	})

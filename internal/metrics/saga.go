@@ -1,10 +1,32 @@
 package metrics
 
 import (
+	"context"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sagabox/sagabox/pkg/saga"
 )
+
+var unknownVersionDesc = prometheus.NewDesc(Namespace+"_sagas_unknown_version",
+	"Running sagas of a definition version this service does not hold: nothing drives them until a service that holds it runs.",
+	nil, nil)
+
+// RegisterUnknownVersions registers sagabox_sagas_unknown_version, read
+// from the database when scraped (Orchestrator.CountUnknown): like the
+// database gauges, every instance reports the same value.
+func RegisterUnknownVersions(reg prometheus.Registerer, o *saga.Orchestrator, db saga.Querier) {
+	reg.MustRegister(collectorFunc(func(ch chan<- prometheus.Metric) {
+		ctx, cancel := context.WithTimeout(context.Background(), scrapeTimeout)
+		defer cancel()
+		n, err := o.CountUnknown(ctx, db)
+		if err != nil {
+			ch <- prometheus.NewInvalidMetric(unknownVersionDesc, err)
+			return
+		}
+		ch <- prometheus.MustNewConstMetric(unknownVersionDesc, prometheus.GaugeValue, float64(n))
+	}))
+}
 
 // Sagas counts the orchestrator's sagas and times their steps (pkg/saga's
 // Observer). Times are the database's transaction times of the transitions,

@@ -26,12 +26,17 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 
 // Service describes the order service for platform.Service.Run: besides the
 // consumer and the HTTP API it runs the saga deadline sweeper.
-func Service() platform.Service {
+func Service() platform.Service { return ServiceWith(app.Definitions) }
+
+// ServiceWith is Service running the saga definitions defs returns for its
+// settings — every version of every type it holds — instead of
+// app.Definitions: what a test of a changed definition deploys.
+func ServiceWith(defs func(app.Settings) []saga.Definition) platform.Service {
 	settings := app.DefaultSettings()
 	return platform.Service{
 		Defaults:   Defaults,
 		Migrations: migrations.Order(),
-		Topics:     app.ReplyTopics(),
+		Topics:     saga.ReplyTopics(defs(settings)...),
 		// Settings reads the saga settings and the card keys before Build
 		// uses them.
 		Settings: func(getenv func(string) string) error {
@@ -41,10 +46,12 @@ func Service() platform.Service {
 			return errors.Join(err, keysErr)
 		},
 		Build: func(d platform.Deps) (platform.Parts, error) {
+			settings.Definitions = defs
 			a, err := app.New(d.Pool, d.Log, settings, metrics.NewSagas(d.Metrics).Observe)
 			if err != nil {
 				return platform.Parts{}, err
 			}
+			metrics.RegisterUnknownVersions(d.Metrics, a.Sagas(), d.Pool)
 			return platform.Parts{
 				Handler: a.Sagas().OnReply,
 				// A lost optimistic lock means another reply of the saga

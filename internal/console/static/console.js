@@ -83,6 +83,13 @@ function applyDBToggle() {
   document.querySelectorAll(".toggle-db").forEach((c) => { c.checked = on; });
 }
 
+// A form that asks first (an order's cancellation): it is sent only when
+// the user says yes.
+document.addEventListener("submit", (ev) => {
+  const ask = ev.target.dataset && ev.target.dataset.ask;
+  if (ask && !window.confirm(ask)) ev.preventDefault();
+});
+
 document.addEventListener("DOMContentLoaded", () => {
   document.querySelectorAll("[data-live]").forEach(refresh);
   document.querySelectorAll("[data-load]").forEach(traceLoader);

@@ -41,7 +41,11 @@ func New(pool *pgxpool.Pool, log *slog.Logger, settings Settings, observers ...s
 	if settings.CardKeys.Empty() {
 		return nil, fmt.Errorf("order app: %w: card numbers cannot be sealed", card.ErrNoKeys)
 	}
-	o, err := saga.New(saga.Config{Definitions: Definitions(settings), Observers: observers, OnTransition: settle, Logger: log})
+	defs := Definitions
+	if settings.Definitions != nil {
+		defs = settings.Definitions
+	}
+	o, err := saga.New(saga.Config{Definitions: defs(settings), Observers: observers, OnTransition: settle, Logger: log})
 	if err != nil {
 		return nil, err
 	}
@@ -146,7 +150,8 @@ func (a *App) placeOrder(ctx context.Context, tx pgx.Tx, p PlaceOrder) (store.Or
 		return store.Order{}, err
 	}
 	o.ID, o.CreatedAt = id, createdAt
-	payload, err := json.Marshal(Placement{OrderID: id, CustomerID: o.CustomerID, PaymentDue: o.PaymentDue, CardSealed: o.CardSealed})
+	payload, err := json.Marshal(Placement{OrderID: id, CustomerID: o.CustomerID, ItemID: o.ItemID, Quantity: o.Quantity,
+		PaymentDue: o.PaymentDue, CardSealed: o.CardSealed})
 	if err != nil {
 		return store.Order{}, fmt.Errorf("encode saga payload: %w", err)
 	}

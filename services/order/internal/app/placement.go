@@ -13,10 +13,13 @@ const PlacementSaga = "order-placement"
 
 // Placement is the saga payload of an order-placement saga: what its steps'
 // requests are built from (its JSON is debezium-examples/saga's payload,
-// but for the card, which is sealed).
+// but for the card, which is sealed, and the item, which a step of a later
+// version may need).
 type Placement struct {
 	OrderID    int64 `json:"order-id"`
 	CustomerID int64 `json:"customer-id"`
+	ItemID     int64 `json:"item-id,omitempty"`
+	Quantity   int   `json:"quantity,omitempty"`
 	PaymentDue int64 `json:"payment-due"` // cents
 	// CardSealed is the card number sealed with pkg/card for the saga id;
 	// only the payment request carries it.

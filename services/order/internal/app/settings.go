@@ -44,6 +44,9 @@ type Settings struct {
 	// is kept: a request retried with it within that time gets the first
 	// order back (IDEMPOTENCY_KEY_TTL).
 	IdempotencyKeyTTL time.Duration
+	// Definitions returns the sagas the service runs, every version of each
+	// type it holds, for these settings; nil: Definitions.
+	Definitions func(Settings) []saga.Definition
 	// CardKeys seal the card numbers of new orders (the first key) for the
 	// payment service (CARD_KEYS, CARD_KEYS_FILE: read by the service's
 	// Settings hook with platform.LoadCardKeys). Required.
