@@ -93,7 +93,8 @@ func TestKilledChildIsRestarted(t *testing.T) {
 	if err := s.Start(supervisor.Spec{Name: "beta", Args: []string{"beta"}}); err != nil {
 		t.Fatal(err)
 	}
-	testenv.Eventually(t, 10*time.Second, func() bool { return s.Pid("beta") != 0 }, "never started")
+	// Killed once it has printed: killed before, it would print only once.
+	testenv.Eventually(t, 10*time.Second, func() bool { return strings.Contains(out.String(), "hello from beta") }, "never started")
 	first := s.Pid("beta")
 	if err := syscall.Kill(first, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
