@@ -88,6 +88,12 @@ type Connector struct {
 	// ExtendedHeaders is extended.headers.enabled (default true): every
 	// change record carries the __debezium.context.* headers.
 	ExtendedHeaders bool
+	// Skipped holds the operations of skipped.operations (default: t,
+	// truncates): changes of those operations are not published while
+	// streaming (Debezium's EventDispatcher drops them, a delete's
+	// tombstone with it); a snapshot's reads are not affected. The relay
+	// never publishes truncates, so t is always among them.
+	Skipped map[Op]bool
 	// TombstonesOnDelete is tombstones.on.delete (default true): the
 	// connector follows a delete by a tombstone, which the transforms drop
 	// (ExtractNewRecordState's rewrite-with-tombstone mode keeps it).
@@ -235,6 +241,7 @@ func ParseConnector(name string, m map[string]string) (Connector, error) {
 		SnapshotMode:          cfg.enum("snapshot.mode", SnapshotInitial, SnapshotInitial, SnapshotAlways, SnapshotNoData, "never", "when_needed"),
 		ExtendedHeaders:       cfg.boolean("extended.headers.enabled", true),
 		TombstonesOnDelete:    cfg.boolean("tombstones.on.delete", true),
+		Skipped:               skippedOperations(cfg),
 		values: valueOptions{
 			decimalMode:       cfg.enum("decimal.handling.mode", "precise", "precise", "double", "string"),
 			timePrecisionMode: cfg.enum("time.precision.mode", "adaptive", "adaptive", "adaptive_time_microseconds"),
@@ -337,7 +344,6 @@ func refuseUnimplemented(cfg *config) {
 	cfg.refuse("header.converter", "only SimpleHeaderConverter", "org.apache.kafka.connect.storage.simpleheaderconverter")
 	cfg.refuse("topic.naming.strategy", "only the default topic names", "io.debezium.schema.schematopicnamingstrategy")
 	cfg.refuse("topic.delimiter", "only \".\"", ".")
-	cfg.refuse("skipped.operations", "only the default, truncates skipped", "t")
 	cfg.refuse("include.unknown.datatypes", "unknown types are refused", "false")
 	cfg.refuse("provide.transaction.metadata", "no transaction topic", "false")
 	cfg.refuse("publish.via.partition.root", "no partitioned-table routing", "false")
@@ -395,4 +401,30 @@ func (c Connector) port() int {
 		return defaultPort
 	}
 	return c.Port
+}
+
+// skippedOperations reads skipped.operations: a comma-separated list of c
+// (inserts), u (updates), d (deletes) and t (truncates), or none; the
+// default is t. The relay publishes no truncate, so a list without t
+// (none included) is refused.
+func skippedOperations(cfg *config) map[Op]bool {
+	ops := map[Op]bool{opTruncate: true}
+	v := strings.ToLower(strings.TrimSpace(cfg.str("skipped.operations", "t")))
+	if v == "none" {
+		cfg.errorf("skipped.operations", "not supported by the relay (it never publishes truncates: keep t in the list)")
+		return ops
+	}
+	ops = map[Op]bool{}
+	for item := range strings.SplitSeq(v, ",") {
+		item = strings.TrimSpace(item)
+		if len(item) != 1 || !strings.Contains("cudt", item) {
+			cfg.errorf("skipped.operations", "unknown operation %q (want c, u, d, t or none)", item)
+			continue
+		}
+		ops[Op(item[0])] = true
+	}
+	if !ops[opTruncate] {
+		cfg.errorf("skipped.operations", "not supported by the relay (it never publishes truncates: keep t in the list)")
+	}
+	return ops
 }

@@ -30,7 +30,7 @@ func TestLoadConnectors(t *testing.T) {
 		SlotName: "order_outbox", PublicationName: "order_outbox", PublicationAutocreate: "filtered",
 		TopicPrefix: "order", Tables: relay.TableFilter{IncludeSchemas: []string{"public"}, IncludeTables: []string{"public.outboxevent"}},
 		SnapshotMode: relay.SnapshotInitial, HeartbeatInterval: 10 * time.Second, HeartbeatTopic: "__debezium-heartbeat.order",
-		ExtendedHeaders: true, TombstonesOnDelete: false,
+		ExtendedHeaders: true, TombstonesOnDelete: false, Skipped: map[relay.Op]bool{'t': true},
 		Key: relay.Converter{Class: relay.StringConverter}, Value: relay.Converter{Class: relay.StringConverter},
 		Transform: relay.TransformEventRouter,
 		EventRouter: relay.EventRouter{
@@ -54,6 +54,7 @@ func TestLoadConnectors(t *testing.T) {
 		TopicPrefix: "sagas", Tables: relay.TableFilter{IncludeSchemas: []string{"public"}, IncludeTables: []string{"public.sagastate"}},
 		SnapshotMode: relay.SnapshotInitial, HeartbeatInterval: 10 * time.Second, HeartbeatTopic: "__debezium-heartbeat.sagas",
 		ExtendedHeaders: true, Key: relay.Converter{Class: relay.JSONConverter}, Value: relay.Converter{Class: relay.JSONConverter},
+		Skipped:   map[relay.Op]bool{'d': true, 't': true}, // the removal of ended sagas is not a change of state
 		Transform: relay.TransformExtractNewRecordState, Unwrap: relay.ExtractNewRecordState{DeleteHandling: relay.DeleteTombstone},
 	}
 	if diff := cmp.Diff(wantSaga, cs[2], ignore); diff != "" {
@@ -92,6 +93,9 @@ var badConnectorOptions = map[string]struct {
 	"unknown snapshot mode": {opts: map[string]string{"snapshot.mode": "initial_only"}, want: `key snapshot.mode: unsupported value "initial_only"`},
 	"column filter":         {opts: map[string]string{"column.exclude.list": "public.outboxevent.created_at"}, want: "key column.exclude.list: not supported"},
 	"unwrap add.fields":     {opts: map[string]string{"transforms.outbox.type": relay.TransformExtractNewRecordState, "transforms.outbox.add.fields": "op"}, want: "key transforms.outbox.add.fields: not supported"},
+	"truncates published":   {opts: map[string]string{"skipped.operations": "none"}, want: "key skipped.operations: not supported by the relay (it never publishes truncates"},
+	"truncates not skipped": {opts: map[string]string{"skipped.operations": "d"}, want: "key skipped.operations: not supported by the relay (it never publishes truncates"},
+	"unknown operation":     {opts: map[string]string{"skipped.operations": "d,x,t"}, want: `key skipped.operations: unknown operation "x"`},
 }
 
 func TestLoadConnectorErrors(t *testing.T) {

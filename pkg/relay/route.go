@@ -47,6 +47,9 @@ const (
 	OpCreate Op = 'c'
 	OpUpdate Op = 'u'
 	OpDelete Op = 'd'
+	// opTruncate names truncates in skipped.operations; the relay
+	// publishes none.
+	opTruncate Op = 't'
 )
 
 // Change is one captured row change: the input of Route.

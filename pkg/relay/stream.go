@@ -242,6 +242,9 @@ func (s *stream) change(ctx context.Context, relID uint32, op Op, old, tuple *pg
 	if t.Name == checkpointTable || !c.Tables.Match(t.Schema, t.Name) {
 		return nil // a publication FOR ALL TABLES carries other tables
 	}
+	if c.Skipped[op] {
+		return nil // skipped.operations: not published, its position confirmed with the transaction
+	}
 	if s.cur == nil {
 		return fmt.Errorf("run relay %s: row at %s outside a transaction", c.Name, lsn)
 	}
