@@ -107,8 +107,8 @@ func Service(name string) Set { return WithMessaging(own(name)) }
 // WithMessaging is a service's own migrations in ownFS (.sql files at its
 // root; nil: none) after the shared messaging tables (outbox, journal,
 // parked messages), in one goose sequence versioned in ServiceTable. The
-// messaging files take versions 1 to 9: a service's own start at 10 (goose
-// refuses a version used twice).
+// messaging files take versions 1, 4, 5, 7 and 11, a service's own the
+// others (goose refuses a version used twice).
 func WithMessaging(ownFS fs.FS) Set {
 	m := mergedFS{mustSub("messaging")}
 	if ownFS != nil {

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 
@@ -25,11 +26,14 @@ type relayConfig struct {
 	dbHost     string // replaces the connectors' database.hostname (a Docker host name)
 	dbPort     int    // and database.port
 	metrics    string // listen address of GET /metrics
+	// topicRetention is the retention.ms of the topics the relays create.
+	topicRetention time.Duration
 }
 
 // loadRelayConfig reads CONNECTORS_DIR (debezium/connectors), KAFKA_BROKERS
 // (localhost:9092), RELAY_DATABASE_HOST (127.0.0.1), RELAY_DATABASE_PORT
-// (54320) and METRICS_ADDR (127.0.0.1:9101), reporting every problem at
+// (54320), KAFKA_TOPIC_RETENTION (7d: the retention.ms of the topics it
+// creates) and METRICS_ADDR (127.0.0.1:9101), reporting every problem at
 // once.
 func loadRelayConfig(getenv func(string) string) (relayConfig, error) {
 	var errs []error
@@ -53,6 +57,14 @@ func loadRelayConfig(getenv func(string) string) (relayConfig, error) {
 		errs = append(errs, fmt.Errorf("RELAY_DATABASE_PORT=%q: want a port number", getenv("RELAY_DATABASE_PORT")))
 	}
 	cfg.dbPort = port
+	cfg.topicRetention = platform.DefaultRetention().Topics
+	if v := getenv("KAFKA_TOPIC_RETENTION"); v != "" {
+		d, err := platform.ParseRetention(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("KAFKA_TOPIC_RETENTION=%q: %w", v, err))
+		}
+		cfg.topicRetention = d
+	}
 	return cfg, errors.Join(errs...)
 }
 
@@ -89,7 +101,8 @@ func runRelay(ctx context.Context, getenv func(string) string, stdout io.Writer)
 		ConnString: connString,
 		Brokers:    cfg.brokers,
 		Logger:     log,
-		Relay:      relay.Config{TracerProvider: tp, Published: published.Published},
+		Relay: relay.Config{TracerProvider: tp, Published: published.Published,
+			TopicConfigs: platform.TopicConfigs(cfg.topicRetention)},
 	})
 	if err != nil {
 		return err

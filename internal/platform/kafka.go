@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -18,13 +19,14 @@ import (
 const TopicPartitions = 4
 
 // EnsureTopics creates the topics that do not exist yet, with
-// TopicPartitions partitions and the broker's default replication factor.
+// TopicPartitions partitions, the broker's default replication factor and
+// retention.ms of retention (the broker's default when 0).
 // Topics are created explicitly, never left to auto-creation: a broker
 // records an explicitly created topic at once, whereas the embedded broker
 // writes auto-created topics down only on a clean shutdown and forgets them
 // when it is killed. Safe to call concurrently from several processes.
-func EnsureTopics(ctx context.Context, cl *kgo.Client, topics ...string) error {
-	resp, err := kadm.NewClient(cl).CreateTopics(ctx, TopicPartitions, -1, nil, topics...)
+func EnsureTopics(ctx context.Context, cl *kgo.Client, retention time.Duration, topics ...string) error {
+	resp, err := kadm.NewClient(cl).CreateTopics(ctx, TopicPartitions, -1, TopicConfigs(retention), topics...)
 	if err != nil {
 		return fmt.Errorf("create topics %v: %w", topics, err)
 	}
@@ -40,9 +42,9 @@ func EnsureTopics(ctx context.Context, cl *kgo.Client, topics ...string) error {
 // AwaitTopics calls EnsureTopics until it succeeds (the broker may not be up
 // yet, or may be restarting) or ctx ends, logging the first failure and then
 // every tenth.
-func AwaitTopics(ctx context.Context, cl *kgo.Client, log *slog.Logger, topics ...string) error {
+func AwaitTopics(ctx context.Context, cl *kgo.Client, log *slog.Logger, retention time.Duration, topics ...string) error {
 	for attempt := 1; ; attempt++ {
-		err := EnsureTopics(ctx, cl, topics...)
+		err := EnsureTopics(ctx, cl, retention, topics...)
 		if err == nil {
 			return nil
 		}
@@ -58,4 +60,14 @@ func AwaitTopics(ctx context.Context, cl *kgo.Client, log *slog.Logger, topics .
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
+}
+
+// TopicConfigs are the configs of a topic created with retention (nil
+// when 0: the broker's default).
+func TopicConfigs(retention time.Duration) map[string]*string {
+	if retention <= 0 {
+		return nil
+	}
+	ms := strconv.FormatInt(retention.Milliseconds(), 10)
+	return map[string]*string{"retention.ms": &ms}
 }

@@ -22,20 +22,19 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/sagabox/sagabox/migrations"
-	"github.com/sagabox/sagabox/pkg/outbox"
 )
 
 // Config is what every service reads from its environment.
 type Config struct {
-	Name            string        // service name, e.g. "order-service"
-	HTTPAddr        string        // HTTP_ADDR
-	DatabaseURL     string        // DATABASE_URL
-	Brokers         []string      // KAFKA_BROKERS, comma-separated
-	Migrate         bool          // MIGRATE: apply migrations at start
-	OutboxRetention time.Duration // OUTBOX_RETENTION: age at which outbox rows are pruned
-	LogLevel        slog.Level    // LOG_LEVEL: debug, info, warn, error
-	Instance        string        // SERVICE_INSTANCE: this instance's unique name among its service's (static group membership)
-	AdminTokens     AdminTokens   // ADMIN_TOKEN, ADMIN_READ_TOKEN: name:token pairs opening /admin to operators, to readers (see ParseTokens); never logged
+	Name        string      // service name, e.g. "order-service"
+	HTTPAddr    string      // HTTP_ADDR
+	DatabaseURL string      // DATABASE_URL
+	Brokers     []string    // KAFKA_BROKERS, comma-separated
+	Migrate     bool        // MIGRATE: apply migrations at start
+	Retention   Retention   // how long what only grows is kept (see Retention)
+	LogLevel    slog.Level  // LOG_LEVEL: debug, info, warn, error
+	Instance    string      // SERVICE_INSTANCE: this instance's unique name among its service's (static group membership)
+	AdminTokens AdminTokens // ADMIN_TOKEN, ADMIN_READ_TOKEN: name:token pairs opening /admin to operators, to readers (see ParseTokens); never logged
 }
 
 // LocalDefaults is the configuration of service ("order", "customer",
@@ -47,9 +46,9 @@ func LocalDefaults(service, httpAddr string) Config {
 		HTTPAddr: httpAddr,
 		DatabaseURL: fmt.Sprintf("postgres://%[1]suser:%[1]spw@localhost:54320/%[1]sdb?sslmode=disable",
 			service),
-		Brokers:         []string{"localhost:9092"},
-		Migrate:         true,
-		OutboxRetention: 24 * time.Hour,
+		Brokers:   []string{"localhost:9092"},
+		Migrate:   true,
+		Retention: DefaultRetention(),
 	}
 }
 
@@ -76,12 +75,8 @@ func LoadConfig(getenv func(string) string, def Config) (Config, error) {
 		}
 		c.Migrate = b
 	}
-	if v := getenv("OUTBOX_RETENTION"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil || d <= 0 {
-			errs = append(errs, fmt.Errorf("OUTBOX_RETENTION=%q: want a positive duration like 24h", v))
-		}
-		c.OutboxRetention = d
+	if err := c.Retention.load(getenv); err != nil {
+		errs = append(errs, err)
 	}
 	if v := getenv("LOG_LEVEL"); v != "" {
 		if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {
@@ -206,32 +201,6 @@ func (h *HealthCheck) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		status["kafka"], code = err.Error(), http.StatusServiceUnavailable
 	}
 	WriteJSON(w, code, status)
-}
-
-// PruneOutbox deletes outbox rows older than c.OutboxRetention every
-// retention/10 (at most hourly, at least every second) until ctx ends.
-func PruneOutbox(ctx context.Context, c Config, pool *pgxpool.Pool, log *slog.Logger) error {
-	every := min(max(c.OutboxRetention/10, time.Second), time.Hour)
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-		n, err := outbox.Prune(ctx, pool, c.OutboxRetention)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			log.WarnContext(ctx, "outbox pruning failed", "err", err)
-			continue
-		}
-		if n > 0 {
-			log.DebugContext(ctx, "outbox pruned", "rows", n)
-		}
-	}
 }
 
 // WriteJSON writes v as a JSON response with status code.

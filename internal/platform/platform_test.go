@@ -27,7 +27,8 @@ func TestLoadConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Config{Name: "order-service", HTTPAddr: ":9000", DatabaseURL: "postgres://u:p@db:5432/orderdb",
-		Brokers: []string{"k1:9092", "k2:9092"}, OutboxRetention: time.Hour, LogLevel: slog.LevelDebug}
+		Brokers: []string{"k1:9092", "k2:9092"}, Retention: DefaultRetention(), LogLevel: slog.LevelDebug}
+	want.Retention.Outbox = time.Hour
 	want.AdminTokens, _ = ParseAdminTokens("ops:0123456789abcdef")
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("config (-want +got):\n%s", diff)

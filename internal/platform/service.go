@@ -71,6 +71,10 @@ type Parts struct {
 	// ends (e.g. the order service's deadline sweeper); one returning an
 	// error stops the service.
 	Tasks []func(ctx context.Context) error
+	// Pruners remove the rows of the service's own that only grow (the
+	// order service's ended sagas, a participant's step records), beside
+	// the outbox, journal and parked messages every service prunes.
+	Pruners []Pruner
 	// Setup, when set, runs once before the consumer, the tasks and the
 	// HTTP server start (e.g. the order service sealing card numbers an
 	// older version stored in clear); an error stops the service.
@@ -154,12 +158,12 @@ func (s Service) Run(ctx context.Context, getenv func(string) string, stdout io.
 	g, ctx := errgroup.WithContext(ctx)
 	ServePprof(ctx, getenv("PPROF_ADDR"), log)
 	g.Go(func() error {
-		if err := AwaitTopics(ctx, kafka, log, s.Topics...); err != nil {
+		if err := AwaitTopics(ctx, kafka, log, cfg.Retention.Topics, s.Topics...); err != nil {
 			return nil // ctx ended
 		}
 		return messages.Run(ctx, kafka)
 	})
-	g.Go(func() error { return PruneOutbox(ctx, cfg, pool, log) })
+	g.Go(func() error { return RunLifecycle(ctx, pool, log, append(messagingPruners(cfg.Retention), parts.Pruners...)) })
 	mux := chi.NewRouter()
 	parked := ParkedAPI{Service: service, Pool: pool, Consumer: messages, Tokens: cfg.AdminTokens, Log: log}
 	mux.Mount("/admin/parked", parked.Routes())

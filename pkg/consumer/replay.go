@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/sagabox/sagabox/pkg/outbox"
 )
@@ -202,4 +203,22 @@ func (c *Consumer) Replay(ctx context.Context, id int64, by, reason string, audi
 	c.log.InfoContext(ctx, "parked message replayed", "parked_id", id, "event_id", p.Headers["id"],
 		"outcome", p.ReplayOutcome, "by", by)
 	return p, nil
+}
+
+// Execer is what PruneReplayed needs: a pool or a transaction.
+type Execer interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+}
+
+// PruneReplayed deletes up to limit parked messages that an operator
+// replayed longer than retention ago, and returns how many. Messages still
+// waiting for an operator are never removed.
+func PruneReplayed(ctx context.Context, db Execer, retention time.Duration, limit int) (int64, error) {
+	const q = `DELETE FROM parkedmessage WHERE id = ANY(ARRAY(
+		SELECT id FROM parkedmessage WHERE status = 'REPLAYED' AND replayed_at < now() - make_interval(secs => $1) LIMIT $2))`
+	tag, err := db.Exec(ctx, q, retention.Seconds(), limit)
+	if err != nil {
+		return 0, fmt.Errorf("prune replayed parked messages: %w", err)
+	}
+	return tag.RowsAffected(), nil
 }

@@ -119,15 +119,35 @@ type Execer interface {
 	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
 }
 
-// Prune deletes outbox rows older than retention and returns how many. Rows
-// are published from the WAL as they are inserted, so deleting them later
-// loses nothing; the retention only bounds the table for inspection.
-// Deletes never reach Kafka (the EventRouter ignores them).
-func Prune(ctx context.Context, db Execer, retention time.Duration) (int64, error) {
-	const q = `DELETE FROM outboxevent WHERE created_at < now() - make_interval(secs => $1)`
-	tag, err := db.Exec(ctx, q, retention.Seconds())
+// Prune deletes up to limit outbox rows older than retention and returns
+// how many. Rows are published from the WAL as they are inserted, so
+// deleting them later loses nothing; the retention only bounds the table,
+// and what a relay that lost the broker's records can publish again
+// (pkg/relay). Deletes never reach Kafka (the EventRouter ignores them).
+func Prune(ctx context.Context, db Execer, retention time.Duration, limit int) (int64, error) {
+	const q = `DELETE FROM outboxevent WHERE ctid = ANY(ARRAY(
+		SELECT ctid FROM outboxevent WHERE created_at < now() - make_interval(secs => $1) LIMIT $2))`
+	tag, err := db.Exec(ctx, q, retention.Seconds(), limit)
 	if err != nil {
 		return 0, fmt.Errorf("prune outbox: %w", err)
+	}
+	return tag.RowsAffected(), nil
+}
+
+// PruneJournal deletes up to limit entries of the consumed-message journal
+// older than retention and returns how many. The journal makes a
+// redelivered message a no-op; a duplicate can arrive as long as the topic
+// keeps the message or its producer's outbox keeps the row a relay may
+// publish again, so retention must outlast both (platform.Retention checks
+// it). A duplicate older than that finds no entry and is applied again:
+// what it answers decides (a participant's barrier answers a repeated
+// request with the first answer, a saga finds its reply late).
+func PruneJournal(ctx context.Context, db Execer, retention time.Duration, limit int) (int64, error) {
+	const q = `DELETE FROM consumedmessage WHERE ctid = ANY(ARRAY(
+		SELECT ctid FROM consumedmessage WHERE consumed_at < now() - make_interval(secs => $1) LIMIT $2))`
+	tag, err := db.Exec(ctx, q, retention.Seconds(), limit)
+	if err != nil {
+		return 0, fmt.Errorf("prune consumed-message journal: %w", err)
 	}
 	return tag.RowsAffected(), nil
 }

@@ -158,7 +158,7 @@ func TestPrune(t *testing.T) {
 	if _, err := pool.Exec(ctx, `UPDATE outboxevent SET created_at = now() - interval '2 hours' WHERE aggregateid = 'old'`); err != nil {
 		t.Fatal(err)
 	}
-	n, err := outbox.Prune(ctx, pool, time.Hour)
+	n, err := outbox.Prune(ctx, pool, time.Hour, 1000)
 	if err != nil {
 		t.Fatal(err)
 	}

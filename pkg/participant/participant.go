@@ -70,6 +70,10 @@ type Step[R, S any] struct {
 	// within tx. It runs at most once per saga, and never for a refused or
 	// never-run Do. Nil: the step has nothing to undo.
 	Undo func(ctx context.Context, tx pgx.Tx, c Call[R], done S) error
+	// Forget removes, within tx, what the step keeps for sagas whose step
+	// records go (Participant.Prune), before they go: the payment
+	// service's payments. Nil: nothing beyond the records.
+	Forget func(ctx context.Context, tx pgx.Tx, sagaIDs []uuid.UUID) error
 }
 
 // Handler is a Step of any payload and record types, as New takes them.
@@ -79,10 +83,19 @@ type Handler interface {
 	// apply handles message m within tx and returns its saga, its kind
 	// and the status to reply.
 	apply(ctx context.Context, tx pgx.Tx, m consumer.Message) (uuid.UUID, contract.Kind, contract.Status, error)
+	// forget removes what the step keeps for sagas whose records go.
+	forget(ctx context.Context, tx pgx.Tx, sagaIDs []uuid.UUID) error
 }
 
 // Info returns the step's contract.
 func (s Step[R, S]) Info() contract.Info { return s.Contract.Info() }
+
+func (s Step[R, S]) forget(ctx context.Context, tx pgx.Tx, ids []uuid.UUID) error {
+	if s.Forget == nil {
+		return nil
+	}
+	return s.Forget(ctx, tx, ids)
+}
 
 // Barrier statuses (participant_step.status): what a step did for a saga.
 const (

@@ -85,7 +85,7 @@ func (rn *run) ensureTopic(ctx context.Context, topic string) error {
 		return nil
 	}
 	cfg := rn.r.cfg
-	resp, err := rn.adm.CreateTopics(ctx, cfg.TopicPartitions, cfg.TopicReplicationFactor, nil, topic)
+	resp, err := rn.adm.CreateTopics(ctx, cfg.TopicPartitions, cfg.TopicReplicationFactor, cfg.TopicConfigs, topic)
 	if err == nil {
 		if ct, ok := resp[topic]; ok && ct.Err != nil && !errors.Is(ct.Err, kerr.TopicAlreadyExists) {
 			err = ct.Err

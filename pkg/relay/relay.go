@@ -60,6 +60,9 @@ type Config struct {
 	// default). Existing topics are left as they are.
 	TopicPartitions        int32
 	TopicReplicationFactor int16
+	// TopicConfigs are the configs of the topics it creates (retention.ms);
+	// nil: the broker's defaults.
+	TopicConfigs map[string]*string
 	// TracerProvider, when set, records a producer span ("<topic> publish")
 	// for every record whose outbox row carried a sampled trace context,
 	// and the record's traceparent header then names that span. Without a

@@ -122,7 +122,7 @@ func TestRelaySkipsRollbacksUpdatesAndDeletes(t *testing.T) {
 	if _, err := f.pool.Exec(ctx, `UPDATE outboxevent SET type = 'UPDATED'`); err != nil {
 		t.Fatal(err)
 	}
-	n, err := outbox.Prune(ctx, f.pool, 0)
+	n, err := outbox.Prune(ctx, f.pool, 0, 1000)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,8 +2,11 @@ package saga
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -23,9 +26,10 @@ type Filter struct {
 	OlderThan time.Duration
 	// NewerThan keeps sagas created at most this long ago; 0 any.
 	NewerThan time.Duration
-	// Payload keeps sagas whose payload contains this JSON document
-	// (jsonb @>), e.g. {"customer-id": 456}; nil any.
-	Payload json.RawMessage
+	// PayloadIDs keeps sagas whose payload has these top-level fields with
+	// these integer values, e.g. {"customer-id": 456}; nil any. A service
+	// indexes the fields it filters on (the order service's migration).
+	PayloadIDs map[string]int64
 	// Stuck keeps sagas past their deadline, or ABORTING for longer than
 	// StuckAfter (when StuckAfter > 0).
 	Stuck      bool
@@ -47,7 +51,10 @@ type Cursor struct {
 func CursorOf(s State) Cursor { return Cursor{CreatedAt: s.CreatedAt, ID: s.ID} }
 
 // List returns one page of the sagas f selects, newest first (by creation
-// time, then id), and whether more follow.
+// time, then id), and whether more follow. The query has only the
+// conditions f asks for, so that each is served by an index: the
+// creation time's, the type's, the status' (partial: running or ended),
+// the deadline's, and the payload fields' that a service declares.
 func List(ctx context.Context, q Querier, f Filter) ([]State, bool, error) {
 	limit := f.Limit
 	if limit == 0 {
@@ -56,32 +63,50 @@ func List(ctx context.Context, q Querier, f Filter) ([]State, bool, error) {
 	if limit < 0 || limit > MaxPage {
 		return nil, false, fmt.Errorf("list sagas: page size %d not in 1..%d", limit, MaxPage)
 	}
-	const sql = `SELECT ` + stateColumns + ` FROM sagastate
-		WHERE ($1 = '' OR type = $1)
-		  AND ($2 = '' OR status = $2)
-		  AND ($3 = '' OR current_step = $3 OR waits ? $3)
-		  AND ($4::float8 = 0 OR created_at < now() - make_interval(secs => $4))
-		  AND (NOT $5 OR deadline <= now()
-		       OR ($6::float8 > 0 AND status = 'ABORTING' AND status_since < now() - make_interval(secs => $6)))
-		  AND ($7::timestamptz IS NULL OR (created_at, id) < ($7, $8))
-		  AND ($10::float8 = 0 OR created_at >= now() - make_interval(secs => $10))
-		  AND ($11::jsonb IS NULL OR payload @> $11)
-		ORDER BY created_at DESC, id DESC
-		LIMIT $9`
 	var (
-		afterAt *time.Time
-		afterID uuid.UUID
+		where []string
+		args  []any
 	)
+	arg := func(v any) string {
+		args = append(args, v)
+		return "$" + strconv.Itoa(len(args))
+	}
+	if f.Type != "" {
+		where = append(where, "type = "+arg(f.Type))
+	}
+	if f.Status != "" {
+		where = append(where, "status = "+arg(string(f.Status)))
+	}
+	if f.Step != "" {
+		p := arg(f.Step)
+		where = append(where, "(current_step = "+p+" OR waits ? "+p+")")
+	}
+	if f.OlderThan > 0 {
+		where = append(where, "created_at < now() - make_interval(secs => "+arg(f.OlderThan.Seconds())+")")
+	}
+	if f.NewerThan > 0 {
+		where = append(where, "created_at >= now() - make_interval(secs => "+arg(f.NewerThan.Seconds())+")")
+	}
+	if f.Stuck {
+		stuck := "deadline <= now()"
+		if f.StuckAfter > 0 {
+			stuck = "(" + stuck + " OR status = 'ABORTING' AND status_since < now() - make_interval(secs => " +
+				arg(f.StuckAfter.Seconds()) + "))"
+		}
+		where = append(where, stuck)
+	}
+	for _, field := range slices.Sorted(maps.Keys(f.PayloadIDs)) {
+		where = append(where, "(payload->>"+arg(field)+") = "+arg(strconv.FormatInt(f.PayloadIDs[field], 10)))
+	}
 	if f.After != nil {
-		afterAt, afterID = &f.After.CreatedAt, f.After.ID
+		where = append(where, "(created_at, id) < ("+arg(f.After.CreatedAt)+", "+arg(f.After.ID)+")")
 	}
-	var payload *string
-	if f.Payload != nil {
-		p := string(f.Payload)
-		payload = &p
+	sql := `SELECT ` + stateColumns + ` FROM sagastate`
+	if len(where) > 0 {
+		sql += " WHERE " + strings.Join(where, " AND ")
 	}
-	rows, err := q.Query(ctx, sql, f.Type, string(f.Status), f.Step, f.OlderThan.Seconds(),
-		f.Stuck, f.StuckAfter.Seconds(), afterAt, afterID, limit+1, f.NewerThan.Seconds(), payload)
+	sql += " ORDER BY created_at DESC, id DESC LIMIT " + arg(limit+1)
+	rows, err := q.Query(ctx, sql, args...)
 	if err != nil {
 		return nil, false, fmt.Errorf("list sagas: %w", err)
 	}

@@ -46,18 +46,26 @@ type Bucket struct {
 
 // ReadStats reads the summary of q.Type's sagas from one snapshot of q.
 // Sagas keep their final status (and the time they reached it,
-// status_since), so a saga counts in the bucket in which it ended.
+// status_since), so a saga counts in the bucket in which it ended. It
+// reads no more rows than the window holds: the counts per status come
+// from saga_count, the window from the indexes on creation and end times,
+// stuck sagas from the deadline's and the running sagas' indexes.
 func ReadStats(ctx context.Context, q Querier, sq StatsQuery) (Stats, error) {
 	if sq.Bucket <= 0 || sq.Window < sq.Bucket || sq.Window/sq.Bucket > MaxBuckets {
 		return Stats{}, fmt.Errorf("saga stats: window %s / bucket %s: want 1 to %d buckets", sq.Window, sq.Bucket, MaxBuckets)
 	}
 	st := Stats{ByState: map[Status]int64{StatusStarted: 0, StatusSucceeded: 0, StatusAborting: 0, StatusAborted: 0}}
-	const now = `SELECT now(), count(*) FILTER (WHERE deadline <= now()
-			OR ($2::float8 > 0 AND status = 'ABORTING' AND status_since < now() - make_interval(secs => $2)))
-		FROM sagastate WHERE ($1 = '' OR type = $1)`
-	if err := q.QueryRow(ctx, now, sq.Type, sq.StuckAfter.Seconds()).Scan(&st.At, &st.Stuck); err != nil {
+	// Stuck: past a deadline (the deadline index), or ABORTING for too
+	// long (the running sagas' index) — never the ended ones.
+	const now = `SELECT now(),
+		(SELECT count(*) FROM sagastate WHERE deadline <= now() AND ($1 = '' OR type = $1)),
+		(SELECT count(*) FROM sagastate WHERE status = 'ABORTING' AND ($1 = '' OR type = $1) AND $2::float8 > 0
+			AND status_since < now() - make_interval(secs => $2) AND (deadline IS NULL OR deadline > now()))`
+	var late, aborting int64
+	if err := q.QueryRow(ctx, now, sq.Type, sq.StuckAfter.Seconds()).Scan(&st.At, &late, &aborting); err != nil {
 		return Stats{}, fmt.Errorf("saga stats: %w", err)
 	}
+	st.Stuck = late + aborting
 	from := st.At.Add(-sq.Window).Truncate(sq.Bucket).Add(sq.Bucket)
 	for t := from; !t.After(st.At); t = t.Add(sq.Bucket) {
 		st.Buckets = append(st.Buckets, Bucket{Start: t})
@@ -70,7 +78,8 @@ func ReadStats(ctx context.Context, q Querier, sq StatsQuery) (Stats, error) {
 		return &st.Buckets[i]
 	}
 
-	const byStatus = `SELECT status, count(*) FROM sagastate WHERE ($1 = '' OR type = $1) GROUP BY status`
+	// Per status: the counters the transitions keep (saga_count).
+	const byStatus = `SELECT status, sum(n)::bigint FROM saga_count WHERE ($1 = '' OR type = $1) GROUP BY status`
 	err := each(ctx, q, byStatus, []any{sq.Type}, func(r pgx.CollectableRow) error {
 		var (
 			s Status

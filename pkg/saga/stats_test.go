@@ -101,13 +101,13 @@ func TestStatsFiltersAndObserver(t *testing.T) {
 		f    saga.Filter
 		want int
 	}{
-		"customer":        {saga.Filter{Payload: json.RawMessage(`{"customer-id": 7}`)}, 3},
-		"order":           {saga.Filter{Payload: json.RawMessage(`{"order-id": 2}`)}, 1},
-		"other customer":  {saga.Filter{Payload: json.RawMessage(`{"customer-id": 8}`)}, 0},
+		"customer":        {saga.Filter{PayloadIDs: map[string]int64{"customer-id": 7}}, 3},
+		"order":           {saga.Filter{PayloadIDs: map[string]int64{"order-id": 2}}, 1},
+		"other customer":  {saga.Filter{PayloadIDs: map[string]int64{"customer-id": 8}}, 0},
 		"newer than 1m":   {saga.Filter{NewerThan: time.Minute}, 3},
 		"older than 1m":   {saga.Filter{OlderThan: time.Minute}, 0},
-		"order, ABORTED":  {saga.Filter{Payload: json.RawMessage(`{"order-id": 2}`), Status: saga.StatusAborted}, 1},
-		"order, STARTED?": {saga.Filter{Payload: json.RawMessage(`{"order-id": 2}`), Status: saga.StatusStarted}, 0},
+		"order, ABORTED":  {saga.Filter{PayloadIDs: map[string]int64{"order-id": 2}, Status: saga.StatusAborted}, 1},
+		"order, STARTED?": {saga.Filter{PayloadIDs: map[string]int64{"order-id": 2}, Status: saga.StatusStarted}, 0},
 	} {
 		if got := list(c.f); got != c.want {
 			t.Errorf("%s: %d sagas, want %d", name, got, c.want)

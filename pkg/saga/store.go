@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -51,6 +52,7 @@ type Orchestrator struct {
 	replySteps   map[string]string // reply topic → step
 	observers    []Observer
 	onTransition func(ctx context.Context, tx pgx.Tx, s State) error
+	onPrune      func(ctx context.Context, tx pgx.Tx, ids []uuid.UUID) error
 	log          *slog.Logger
 }
 
@@ -69,6 +71,10 @@ type Config struct {
 	// keeps in step with its sagas (the order service settles its order).
 	// An error rolls the transition back.
 	OnTransition func(ctx context.Context, tx pgx.Tx, s State) error
+	// OnPrune, when set, is called in the transaction that removes ended
+	// sagas (Prune), before they go: what a service keeps for them goes
+	// with them (the order service's orders). An error keeps them.
+	OnPrune func(ctx context.Context, tx pgx.Tx, ids []uuid.UUID) error
 	// Logger; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -76,7 +82,7 @@ type Config struct {
 // New returns an orchestrator for cfg's definitions, which must be valid.
 func New(cfg Config) (*Orchestrator, error) {
 	o := &Orchestrator{defs: map[string]map[int]Definition{}, latest: map[string]int{}, replySteps: map[string]string{},
-		observers: cfg.Observers, onTransition: cfg.OnTransition, log: cfg.Logger}
+		observers: cfg.Observers, onTransition: cfg.OnTransition, onPrune: cfg.OnPrune, log: cfg.Logger}
 	if o.log == nil {
 		o.log = slog.Default()
 	}
@@ -209,6 +215,7 @@ func (o *Orchestrator) Start(ctx context.Context, tx pgx.Tx, sagaType string, id
 		return row.Scan(&s.CreatedAt, &s.UpdatedAt)
 	})
 	queueHistory(b, State{ID: id}, s, s.CurrentStep, Cause{Kind: CauseStart})
+	queueCount(b, s, "", s.Status)
 	if err := queueSend(ctx, b, d, s, acts); err != nil {
 		return State{}, err
 	}
@@ -375,6 +382,7 @@ func (o *Orchestrator) apply(ctx context.Context, tx pgx.Tx, d Definition, prev,
 		return prev, err
 	}
 	queueHistory(b, prev, next, step, cause)
+	queueCount(b, next, prev.Status, next.Status)
 	if err := queueSend(ctx, b, d, next, acts); err != nil {
 		return prev, err
 	}
@@ -392,6 +400,40 @@ func (o *Orchestrator) apply(ctx context.Context, tx pgx.Tx, d Definition, prev,
 	record(ctx, "saga step "+string(next.StepStatus[step]), next, step, cause.Kind)
 	o.observe(prev, next, step, cause.Kind)
 	return next, nil
+}
+
+// countShards spreads the counter of a type and status over this many
+// rows (by saga id), so that transitions committing at once rarely wait
+// for one another's row lock.
+const countShards = 16
+
+// queueCount queues the move of saga s from status from ("" for a new
+// saga) to status to in saga_count, the counts of sagas per type and
+// status that the stats read instead of counting sagastate; nothing when
+// the status did not change. The rows are changed in the order of their
+// status, so two transitions never wait for each other in a cycle.
+func queueCount(b *pgx.Batch, s State, from, to Status) {
+	if from == to {
+		return
+	}
+	const q = `INSERT INTO saga_count (type, status, shard, n) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (type, status, shard) DO UPDATE SET n = saga_count.n + excluded.n`
+	shard := int16(s.ID[0] % countShards)
+	moves := []struct {
+		status Status
+		delta  int64
+	}{{from, -1}, {to, 1}}
+	slices.SortFunc(moves, func(a, b struct {
+		status Status
+		delta  int64
+	}) int {
+		return strings.Compare(string(a.status), string(b.status))
+	})
+	for _, m := range moves {
+		if m.status != "" {
+			b.Queue(q, s.Type, m.status, shard, m.delta)
+		}
+	}
 }
 
 // queueSend queues the outbox events of acts, of a saga s of d, on b.

@@ -35,7 +35,8 @@ func Service() platform.Service {
 			if err != nil {
 				return platform.Parts{}, err
 			}
-			return platform.Parts{Handler: p.Handle, Routes: credit.Routes(p, d.Pool, d.Health, d.Log)}, nil
+			return platform.Parts{Handler: p.Handle, Routes: credit.Routes(p, d.Pool, d.Health, d.Log),
+				Pruners: []platform.Pruner{{Name: "step records", Retention: d.Config.Retention.Steps, Prune: p.Prune}}}, nil
 		},
 	}
 }

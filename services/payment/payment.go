@@ -44,6 +44,8 @@ func Service() platform.Service {
 			}
 			return platform.Parts{
 				Handler: p.Handle,
+				// The step records, and the payments with them.
+				Pruners: []platform.Pruner{{Name: "step records", Retention: d.Config.Retention.Steps, Prune: p.Prune}},
 				Setup: func(ctx context.Context) error {
 					d.Log.InfoContext(ctx, "card keys loaded", "card_keys", keys) // ids only
 					return nil

@@ -170,7 +170,7 @@ func (a API) filter(r *http.Request) (saga.Filter, error) {
 		}
 	}
 	if len(match) > 0 {
-		f.Payload, _ = json.Marshal(match) // a map of numbers: cannot fail
+		f.PayloadIDs = match
 	}
 	if v := q.Get("stuck"); v != "" {
 		b, err := strconv.ParseBool(v)

@@ -45,7 +45,8 @@ func New(pool *pgxpool.Pool, log *slog.Logger, settings Settings, observers ...s
 	if settings.Definitions != nil {
 		defs = settings.Definitions
 	}
-	o, err := saga.New(saga.Config{Definitions: defs(settings), Observers: observers, OnTransition: settle, Logger: log})
+	o, err := saga.New(saga.Config{Definitions: defs(settings), Observers: observers, OnTransition: settle,
+		OnPrune: store.ForgetOrders, Logger: log})
 	if err != nil {
 		return nil, err
 	}

@@ -155,3 +155,15 @@ func SettleSaga(ctx context.Context, tx pgx.Tx, sagaID uuid.UUID, status string)
 	}
 	return nil
 }
+
+// ForgetOrders removes, within tx, the orders whose sagas ids are going
+// (saga.Config.OnPrune): an order goes with its placement saga unless its
+// cancellation still runs, or with its cancellation saga.
+func ForgetOrders(ctx context.Context, tx pgx.Tx, ids []uuid.UUID) error {
+	const q = `DELETE FROM purchaseorder
+		WHERE (saga_id = ANY($1) AND (cancel_saga_id IS NULL OR status = 'CANCELLED')) OR cancel_saga_id = ANY($1)`
+	if _, err := tx.Exec(ctx, q, ids); err != nil {
+		return fmt.Errorf("remove the orders of ended sagas: %w", err)
+	}
+	return nil
+}

@@ -68,6 +68,14 @@ func Payment(keys card.Keys) participant.Step[contracts.PaymentRequest, Charged]
 			}
 			return nil
 		},
+		// The payments go with their step records (STEP_RECORD_RETENTION):
+		// this service's ledger is the step's record.
+		Forget: func(ctx context.Context, tx pgx.Tx, sagaIDs []uuid.UUID) error {
+			if _, err := tx.Exec(ctx, `DELETE FROM payment WHERE saga_id = ANY($1)`, sagaIDs); err != nil {
+				return fmt.Errorf("remove payments: %w", err)
+			}
+			return nil
+		},
 	}
 }
 
