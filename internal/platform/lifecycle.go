@@ -21,28 +21,38 @@ import (
 // can arrive. A duplicate of a message can come as long as its topic keeps
 // it (a consumer group that lost its offsets reads the topic again) or its
 // producer's outbox keeps its row (a relay that finds the broker lost
-// records publishes the outbox again, pkg/relay); every service of a
-// system runs with the same values (`sagabox up` hands them its
-// environment).
+// records publishes the outbox again, pkg/relay). Each must outlast the
+// one before it — Outbox and Topics, Journal, Sagas, Steps — and every
+// service of a system runs with the same values (`sagabox up` hands them
+// its environment; docker-compose.yml sets them once for all).
 type Retention struct {
 	// Outbox: outbox rows, published as they are inserted, are kept this
 	// long (OUTBOX_RETENTION, 24h).
 	Outbox time.Duration
 	// Topics is the retention.ms of the topics the service creates
-	// (KAFKA_TOPIC_RETENTION, 7d, Kafka's default).
+	// (KAFKA_TOPIC_RETENTION, 2d).
 	Topics time.Duration
 	// Journal: consumed-message journal entries, which make a redelivered
-	// message a no-op (CONSUMED_RETENTION, 8d). It must outlast Topics and
+	// message a no-op (CONSUMED_RETENTION, 3d). It must outlast Topics and
 	// Outbox: a duplicate older than its entry is applied again, and only
 	// what it answers keeps it harmless (a participant's step record, a
 	// saga's state).
 	Journal time.Duration
+	// Sagas: an ended saga, its history and its business record (the
+	// order) are kept this long after it ended (SAGA_RETENTION, 7d; the
+	// orchestrator's): found by the operator API and the console until
+	// then, 404 after; an order can be cancelled until then. It must
+	// outlast Journal: a reply to a saga that is gone would otherwise wait
+	// as if early, then be parked.
+	Sagas time.Duration
 	// Parked: parked messages an operator replayed (PARKED_RETENTION,
 	// 30d); those still waiting for one are never removed.
 	Parked time.Duration
-	// Steps: a participant's step records, its barrier
-	// (STEP_RECORD_RETENTION, 30d). It must outlast Journal: once a record
-	// is gone, a REQUEST of its saga would be done again.
+	// Steps: a participant's step records, its barrier, after their last
+	// message (STEP_RECORD_RETENTION, 14d). It must outlast Sagas: once a
+	// record is gone, a REQUEST of its saga would be done again, and a
+	// CANCEL — the compensation of a saga still running, the cancellation
+	// of an order — would find nothing to undo.
 	Steps time.Duration
 }
 
@@ -50,7 +60,7 @@ type Retention struct {
 // nothing.
 func DefaultRetention() Retention {
 	const day = 24 * time.Hour
-	return Retention{Outbox: day, Topics: 7 * day, Journal: 8 * day, Parked: 30 * day, Steps: 30 * day}
+	return Retention{Outbox: day, Topics: 2 * day, Journal: 3 * day, Sagas: 7 * day, Parked: 30 * day, Steps: 14 * day}
 }
 
 // load reads the retention variables and checks that each outlasts what
@@ -59,7 +69,7 @@ func (r *Retention) load(getenv func(string) string) error {
 	var errs []error
 	for key, dst := range map[string]*time.Duration{
 		"OUTBOX_RETENTION": &r.Outbox, "KAFKA_TOPIC_RETENTION": &r.Topics, "CONSUMED_RETENTION": &r.Journal,
-		"PARKED_RETENTION": &r.Parked, "STEP_RECORD_RETENTION": &r.Steps,
+		"SAGA_RETENTION": &r.Sagas, "PARKED_RETENTION": &r.Parked, "STEP_RECORD_RETENTION": &r.Steps,
 	} {
 		if v := getenv(key); v != "" {
 			d, err := ParseRetention(v)
@@ -75,9 +85,13 @@ func (r *Retention) load(getenv func(string) string) error {
 			errs = append(errs, fmt.Errorf("CONSUMED_RETENTION (%s) must outlast KAFKA_TOPIC_RETENTION (%s) and OUTBOX_RETENTION (%s): a duplicate may come as long as either keeps its message",
 				r.Journal, r.Topics, r.Outbox))
 		}
-		if r.Steps <= r.Journal {
-			errs = append(errs, fmt.Errorf("STEP_RECORD_RETENTION (%s) must outlast CONSUMED_RETENTION (%s): a duplicate request past its journal entry is answered by its step record",
-				r.Steps, r.Journal))
+		if r.Sagas <= r.Journal {
+			errs = append(errs, fmt.Errorf("SAGA_RETENTION (%s) must outlast CONSUMED_RETENTION (%s): a reply to a saga that is gone would wait as if early, then be parked",
+				r.Sagas, r.Journal))
+		}
+		if r.Steps <= r.Sagas {
+			errs = append(errs, fmt.Errorf("STEP_RECORD_RETENTION (%s) must outlast SAGA_RETENTION (%s): a request, a compensation or an order's cancellation may come as long as its saga or order is kept",
+				r.Steps, r.Sagas))
 		}
 	}
 	return errors.Join(errs...)

@@ -163,7 +163,9 @@ func (s Service) Run(ctx context.Context, getenv func(string) string, stdout io.
 		}
 		return messages.Run(ctx, kafka)
 	})
-	g.Go(func() error { return RunLifecycle(ctx, pool, log, append(messagingPruners(cfg.Retention), parts.Pruners...)) })
+	g.Go(func() error {
+		return RunLifecycle(ctx, pool, log, append(messagingPruners(cfg.Retention), parts.Pruners...))
+	})
 	mux := chi.NewRouter()
 	parked := ParkedAPI{Service: service, Pool: pool, Consumer: messages, Tokens: cfg.AdminTokens, Log: log}
 	mux.Mount("/admin/parked", parked.Routes())

@@ -6,7 +6,6 @@ package order
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 
 	"github.com/sagabox/sagabox/internal/metrics"
@@ -48,10 +47,6 @@ func ServiceWith(defs func(app.Settings) []saga.Definition) platform.Service {
 		},
 		Build: func(d platform.Deps) (platform.Parts, error) {
 			settings.Definitions = defs
-			if settings.SagaRetention <= d.Config.Retention.Journal {
-				return platform.Parts{}, fmt.Errorf("SAGA_RETENTION (%s) must outlast CONSUMED_RETENTION (%s): a reply to a saga that is gone would wait as if early, then be parked",
-					settings.SagaRetention, d.Config.Retention.Journal)
-			}
 			a, err := app.New(d.Pool, d.Log, settings, metrics.NewSagas(d.Metrics).Observe)
 			if err != nil {
 				return platform.Parts{}, err
@@ -65,7 +60,7 @@ func ServiceWith(defs func(app.Settings) []saga.Definition) platform.Service {
 				EarlyWait: settings.EarlyReplyWait,
 				Routes:    httpapi.Routes(a, d.Health, d.Log, d.Config.AdminTokens),
 				Tasks:     []func(context.Context) error{a.RunSweeper, a.RunKeyPruner},
-				Pruners:   []platform.Pruner{{Name: "ended sagas", Retention: settings.SagaRetention, Prune: a.Sagas().Prune}},
+				Pruners:   []platform.Pruner{{Name: "ended sagas", Retention: d.Config.Retention.Sagas, Prune: a.Sagas().Prune}},
 				// Card numbers an older version stored in clear are sealed
 				// before any saga moves on.
 				Setup: func(ctx context.Context) error {

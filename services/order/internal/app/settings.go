@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/sagabox/sagabox/internal/platform"
 	"github.com/sagabox/sagabox/pkg/card"
 	"github.com/sagabox/sagabox/pkg/saga"
 )
@@ -41,13 +40,6 @@ type Settings struct {
 	// (SAGA_EARLY_REPLY_WAIT). Its partition waits meanwhile; the state is
 	// normally visible within milliseconds.
 	EarlyReplyWait time.Duration
-	// SagaRetention is how long an ended saga (with its history and, once
-	// its sagas are gone, its order) is kept after it ended
-	// (SAGA_RETENTION): the operator API, the console and GET /orders/{id}
-	// find it until then, 404 after. It must outlast the consumed-message
-	// journal (platform.Retention.Journal): a reply to a saga that is gone
-	// would otherwise wait as if early, then be parked.
-	SagaRetention time.Duration
 	// IdempotencyKeyTTL is how long the idempotency key of a placed order
 	// is kept: a request retried with it within that time gets the first
 	// order back (IDEMPOTENCY_KEY_TTL).
@@ -72,7 +64,6 @@ func DefaultSettings() Settings {
 		StuckAfter:        15 * time.Minute,
 		SweepInterval:     time.Second,
 		IdempotencyKeyTTL: 24 * time.Hour,
-		SagaRetention:     30 * 24 * time.Hour,
 		EarlyReplyWait:    30 * time.Second,
 	}
 }
@@ -112,13 +103,6 @@ func LoadSettings(getenv func(string) string) (Settings, error) {
 	duration("SAGA_STUCK_AFTER", &s.StuckAfter)
 	duration("SAGA_SWEEP_INTERVAL", &s.SweepInterval)
 	duration("IDEMPOTENCY_KEY_TTL", &s.IdempotencyKeyTTL)
-	if v := getenv("SAGA_RETENTION"); v != "" {
-		d, err := platform.ParseRetention(v)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("SAGA_RETENTION=%q: %w", v, err))
-		}
-		s.SagaRetention = d
-	}
 	duration("SAGA_EARLY_REPLY_WAIT", &s.EarlyReplyWait)
 	if v := getenv("SAGA_RETRIES"); v != "" {
 		n, err := strconv.Atoi(v)

@@ -241,9 +241,9 @@ func TestLoadSettings(t *testing.T) {
 	got, err = app.LoadSettings(env(map[string]string{
 		"SAGA_STEP_TIMEOUT": "7s", "SAGA_PAYMENT_TIMEOUT": "500ms", "SAGA_RETRIES": "0",
 		"SAGA_MAX_TIMEOUT": "1m", "SAGA_STUCK_AFTER": "1h", "SAGA_SWEEP_INTERVAL": "100ms", "IDEMPOTENCY_KEY_TTL": "48h",
-		"SAGA_EARLY_REPLY_WAIT": "5s", "SAGA_RETENTION": "45d",
+		"SAGA_EARLY_REPLY_WAIT": "5s",
 	}))
-	want := app.Settings{StepTimeout: 7e9, StepTimeouts: map[string]time.Duration{"payment": 5e8}, Retries: 0, MaxTimeout: 6e10, SagaRetention: 45 * 24 * time.Hour,
+	want := app.Settings{StepTimeout: 7e9, StepTimeouts: map[string]time.Duration{"payment": 5e8}, Retries: 0, MaxTimeout: 6e10,
 		StuckAfter: 36e11, SweepInterval: 1e8, IdempotencyKeyTTL: 48 * 36e11, EarlyReplyWait: 5e9}
 	if diff := cmp.Diff(want, got, cmpopts.IgnoreFields(app.Settings{}, "CardKeys")); err != nil || diff != "" {
 		t.Errorf("%v; -want +got:\n%s", err, diff)
@@ -258,9 +258,9 @@ func TestLoadSettings(t *testing.T) {
 	_, err = app.LoadSettings(env(map[string]string{
 		"SAGA_CREDIT_APPROVAL_TIMEOUT": "soon", "SAGA_PAYMENT_TIMEOUT": "-1s", "SAGA_RETRIES": "-1", "SAGA_STEP_TIMEOUT": "0s",
 		"SAGA_MAX_TIMEOUT": "0", "SAGA_STUCK_AFTER": "x", "SAGA_SWEEP_INTERVAL": "1", "IDEMPOTENCY_KEY_TTL": "forever",
-		"SAGA_EARLY_REPLY_WAIT": "-1s", "SAGA_RETENTION": "0d",
+		"SAGA_EARLY_REPLY_WAIT": "-1s",
 	}))
-	for _, key := range []string{"SAGA_RETENTION", "SAGA_CREDIT_APPROVAL_TIMEOUT", "SAGA_PAYMENT_TIMEOUT", "SAGA_RETRIES", "SAGA_STEP_TIMEOUT", "SAGA_MAX_TIMEOUT", "SAGA_STUCK_AFTER", "SAGA_SWEEP_INTERVAL", "IDEMPOTENCY_KEY_TTL", "SAGA_EARLY_REPLY_WAIT"} {
+	for _, key := range []string{"SAGA_CREDIT_APPROVAL_TIMEOUT", "SAGA_PAYMENT_TIMEOUT", "SAGA_RETRIES", "SAGA_STEP_TIMEOUT", "SAGA_MAX_TIMEOUT", "SAGA_STUCK_AFTER", "SAGA_SWEEP_INTERVAL", "IDEMPOTENCY_KEY_TTL", "SAGA_EARLY_REPLY_WAIT"} {
 		if err == nil || !strings.Contains(err.Error(), key) {
 			t.Errorf("error %v does not name %s", err, key)
 		}
