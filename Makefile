@@ -3,7 +3,7 @@ GO      ?= go
 FRESH   ?=
 UP_ARGS  = $(if $(FRESH),-fresh,)
 
-.PHONY: run test fuzz chaos bench build jaeger deps clean
+.PHONY: run test fuzz chaos bench scale soak build jaeger deps clean
 
 ## run: Postgres (local cluster), Kafka (embedded), relays, the three services and Jaeger; Ctrl-C stops.
 ##      FRESH=1 starts empty. Jaeger is built once into bin/ (~5 min); SKIP_JAEGER=1 skips that.
@@ -36,6 +36,18 @@ chaos: deps
 bench: deps
 	@scripts/build-jaeger.sh
 	cd bench && $(GO) run .
+
+## scale: the system measured empty, then with the rows of SAGAS (10,000,000) finished sagas written into
+##        its databases: saturation, p99 at half load, every admin and console read, with the ratios.
+##        Kept in bench/results/scale-<date>.txt; about an hour, 25 GB of disk. Run it alone on the machine.
+SAGAS ?= 10000000
+scale: deps
+	cd bench && $(GO) run . -scale $(SAGAS) -orders 5000 -latency-for 30s -out results/scale-$$(date +%F).txt
+
+## soak: an hour at 100 orders/s with every retention a few minutes; every table's size at the start, after
+##       the first retention period and at the end. Kept in bench/results/soak-<date>.txt.
+soak: deps
+	cd bench && $(GO) run . -soak 1h -soak-rate 100 -out results/soak-$$(date +%F).txt
 
 ## build: the sagabox binary into bin/.
 build:

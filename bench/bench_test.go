@@ -53,3 +53,30 @@ func TestBenchShortForm(t *testing.T) {
 		}
 	}
 }
+
+// The short form of `make scale`, in `make test`: the empty system
+// measured, a few thousand finished sagas written as the long form writes
+// ten million, measured again; every read answers.
+func TestScaleShortForm(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "results.txt")
+	o := options{orders: 100, workers: 8, latencyFor: 2e9, modes: []string{"off"}, out: out, scale: 3000, reads: 3}
+	var stdout strings.Builder
+	if err := run(context.Background(), o, &stdout); err != nil {
+		t.Fatal(err)
+	}
+	table := stdout.String()
+	t.Log("\n" + table)
+	for _, want := range []string{"3000 finished sagas written", "saturation, sagas/s", "p99 ms at", "order: saga stats (15m)",
+		"order: sagas of a customer", "console: overview", "payment: an order's payments"} {
+		if !strings.Contains(table, want) {
+			t.Errorf("table lacks %q", want)
+		}
+	}
+	ratio := regexp.MustCompile(`(?m)^\s*saturation, sagas/s.*\s([\d.]+)\s*$`).FindStringSubmatch(table)
+	if ratio == nil {
+		t.Fatalf("no saturation ratio in:\n%s", table)
+	}
+	if v, err := strconv.ParseFloat(ratio[1], 64); err != nil || v <= 0 {
+		t.Errorf("saturation ratio %q", ratio[1])
+	}
+}

@@ -50,6 +50,10 @@ type options struct {
 	rate       float64  // orders/s of the latency run; 0: half the measured maximum
 	env        []string // added to the system's environment
 	saturation bool     // measure the ceiling and saturation; false: the fixed-rate run alone (-latency-rate)
+	scale      int      // the scale benchmark: finished sagas written between the two rounds (0: not this one)
+	reads      int      // the scale benchmark: requests per read
+	soak       time.Duration
+	soakRate   float64
 }
 
 func main() {
@@ -63,6 +67,10 @@ func main() {
 	flag.Float64Var(&o.rate, "latency-rate", 0, "orders per second of the latency run (default: half the measured maximum)")
 	flag.BoolVar(&o.relayOnly, "relay-only", false, "measure only the relay and Watermill's forwarder")
 	flag.BoolVar(&o.saturation, "saturation", true, "measure the ceiling and the saturation throughput first; false: only the fixed-rate run at -latency-rate (the plain-load check)")
+	flag.IntVar(&o.scale, "scale", 0, "the scale benchmark: measure, write the rows of this many finished sagas, measure again")
+	flag.IntVar(&o.reads, "reads", 20, "the scale benchmark: requests per admin or console read")
+	flag.DurationVar(&o.soak, "soak", 0, "the soak: orders at -soak-rate for this long with retentions of minutes, table sizes printed")
+	flag.Float64Var(&o.soakRate, "soak-rate", 100, "the soak's orders per second")
 	flag.StringVar(&o.profileDir, "profile", "", "write a CPU profile of every component during the saturation run to this directory")
 	flag.Func("env", "KEY=value added to the system's environment (repeatable), e.g. LOG_LEVEL=warn", func(v string) error {
 		o.env = append(o.env, v)
@@ -106,6 +114,22 @@ func run(ctx context.Context, o options, stdout io.Writer) error {
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		return fmt.Errorf("build sagabox: %w", err)
+	}
+	if o.scale > 0 || o.soak > 0 {
+		var table strings.Builder
+		if o.scale > 0 {
+			err = runScale(ctx, o, bin, &table)
+		} else {
+			err = runSoak(ctx, o, bin, &table)
+		}
+		if err != nil {
+			return err
+		}
+		fmt.Fprint(stdout, table.String())
+		if err := os.MkdirAll(filepath.Dir(o.out), 0o755); err != nil {
+			return err
+		}
+		return os.WriteFile(o.out, []byte(table.String()), 0o644)
 	}
 	var results []result
 	for _, m := range o.modes {

@@ -21,12 +21,12 @@ import (
 // system is a `sagabox up` process, started as `make run` starts it (fsync
 // on), and the way to reach its parts.
 type system struct {
-	cmd      *exec.Cmd
-	dataDir  string
-	pgPort   int
-	orderURL string
-	brokers  []string
-	logs     *os.File
+	cmd                                        *exec.Cmd
+	dataDir                                    string
+	pgPort                                     int
+	orderURL, customerURL, paymentURL, console string
+	brokers                                    []string
+	logs                                       *os.File
 }
 
 // startSystem builds nothing: bin is the sagabox binary. Tracing is on when
@@ -42,8 +42,8 @@ func startSystem(ctx context.Context, bin, dataDir, jaeger string, env []string,
 	}
 	pgPort, kafkaPort := ports[0], ports[1]
 	addr := func(i int) string { return "127.0.0.1:" + strconv.Itoa(ports[i]) }
-	s := &system{dataDir: dataDir, pgPort: pgPort, orderURL: "http://" + addr(2),
-		brokers: []string{addr(1)}}
+	s := &system{dataDir: dataDir, pgPort: pgPort, orderURL: "http://" + addr(2), customerURL: "http://" + addr(3),
+		paymentURL: "http://" + addr(4), console: "http://" + addr(5), brokers: []string{addr(1)}}
 	logs, err := os.Create(filepath.Join(filepath.Dir(dataDir), filepath.Base(dataDir)+".log"))
 	if err != nil {
 		return nil, err
@@ -100,6 +100,12 @@ func (s *system) stop() {
 		<-done
 	}
 	s.logs.Close()
+}
+
+// adminToken is the operators' token `sagabox up` generated.
+func (s *system) adminToken() (string, error) {
+	b, err := os.ReadFile(filepath.Join(s.dataDir, "admin-token"))
+	return strings.TrimSpace(string(b)), err
 }
 
 // password is the superuser's password of the system's cluster.

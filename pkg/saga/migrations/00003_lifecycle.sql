@@ -27,7 +27,14 @@ CREATE INDEX sagastate_ended_idx ON sagastate (status_since) WHERE status IN ('S
 CREATE INDEX sagastate_final_idx ON sagastate (status, created_at DESC, id DESC) WHERE status IN ('SUCCEEDED', 'ABORTED');
 CREATE INDEX sagastate_type_idx ON sagastate (type, created_at DESC, id DESC);
 
+-- Rows removed all the time once sagas reach their retention: vacuumed at
+-- 1 % dead rows instead of 20 %, so that their space is reused soon.
+ALTER TABLE sagastate SET (autovacuum_vacuum_scale_factor = 0.01, autovacuum_analyze_scale_factor = 0.02);
+ALTER TABLE sagastate_history SET (autovacuum_vacuum_scale_factor = 0.01, autovacuum_analyze_scale_factor = 0.02);
+
 -- +goose Down
+ALTER TABLE sagastate_history RESET (autovacuum_vacuum_scale_factor, autovacuum_analyze_scale_factor);
+ALTER TABLE sagastate RESET (autovacuum_vacuum_scale_factor, autovacuum_analyze_scale_factor);
 DROP INDEX sagastate_type_idx;
 DROP INDEX sagastate_final_idx;
 DROP INDEX sagastate_ended_idx;
