@@ -21,7 +21,7 @@ const MaxPage = 500
 type Filter struct {
 	Type   string // saga type; "" any
 	Status Status // "" any
-	Step   string // current step; "" any
+	Step   string // a step a running saga waits for; "" any
 	// OlderThan keeps sagas created more than this long ago; 0 any.
 	OlderThan time.Duration
 	// NewerThan keeps sagas created at most this long ago; 0 any.
@@ -78,8 +78,10 @@ func List(ctx context.Context, q Querier, f Filter) ([]State, bool, error) {
 		where = append(where, "status = "+arg(string(f.Status)))
 	}
 	if f.Step != "" {
+		// Running sagas only (the running sagas' index): a step a saga
+		// waits for.
 		p := arg(f.Step)
-		where = append(where, "(current_step = "+p+" OR waits ? "+p+")")
+		where = append(where, "status IN ('STARTED', 'ABORTING') AND (current_step = "+p+" OR waits ? "+p+")")
 	}
 	if f.OlderThan > 0 {
 		where = append(where, "created_at < now() - make_interval(secs => "+arg(f.OlderThan.Seconds())+")")
