@@ -74,6 +74,11 @@ func runScale(ctx context.Context, o options, bin string, stdout io.Writer) erro
 		return err
 	}
 	wrote := time.Since(began)
+	// The written sagastate rows were inserts the sagastate connector
+	// publishes: measure once the relays have caught up.
+	if err := waitSlots(ctx, dbs["orderdb"], 30*time.Minute); err != nil {
+		return err
+	}
 	sizes, err := databaseSizes(ctx, dbs)
 	if err != nil {
 		return err
@@ -261,6 +266,29 @@ func writeSagas(ctx context.Context, dbs map[string]*pgxpool.Pool, n int) error 
 		}
 	}
 	return nil
+}
+
+// waitSlots waits until every replication slot of the cluster has
+// confirmed the WAL written so far (within a megabyte).
+func waitSlots(ctx context.Context, db *pgxpool.Pool, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		var lag int64
+		err := db.QueryRow(ctx, `SELECT coalesce(max(pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)), 0)::bigint
+			FROM pg_replication_slots`).Scan(&lag)
+		if err != nil {
+			return fmt.Errorf("replication lag: %w", err)
+		}
+		if lag < 1<<20 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the relays are %d bytes behind after %s", lag, timeout)
+		}
+		if err := sleep(ctx, time.Second); err != nil {
+			return err
+		}
+	}
 }
 
 // databaseSizes returns each database's size in MB.
