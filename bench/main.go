@@ -30,6 +30,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/pprof"
+	"strconv"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -38,7 +39,9 @@ import (
 
 type options struct {
 	orders     int
-	workers    int
+	workers    int   // the scale and short forms' clients
+	clients    []int // the saturation runs' clients, each its own run
+	dtm        bool  // measure DTM too
 	latencyFor time.Duration
 	ceilingFor time.Duration
 	modes      []string // "traced", "untraced"
@@ -60,11 +63,13 @@ func main() {
 	var o options
 	modes := flag.String("tracing", "on,off", "tracing modes to run: on (Jaeger, as make run), off")
 	flag.IntVar(&o.orders, "orders", 3000, "orders of the saturation run")
-	flag.IntVar(&o.workers, "workers", 32, "concurrent clients placing the saturation run's orders")
+	flag.IntVar(&o.workers, "workers", 32, "concurrent clients placing the orders of the scale bench's saturation runs")
+	clients := flag.String("clients", "8,32", "concurrent clients of the saturation runs, one run each (comma-separated)")
+	flag.BoolVar(&o.dtm, "dtm", true, "measure DTM v1.19.0 on the same workload (bench/dtm)")
 	flag.DurationVar(&o.latencyFor, "latency-for", 20*time.Second, "length of the fixed-rate latency run")
 	flag.DurationVar(&o.ceilingFor, "ceiling-for", 4*time.Second, "length of each ceiling run")
 	flag.IntVar(&o.relayRows, "relay-rows", 50000, "rows of the bulk relay run (0 skips it)")
-	flag.Float64Var(&o.rate, "latency-rate", 0, "orders per second of the latency run (default: half the measured maximum)")
+	flag.Float64Var(&o.rate, "latency-rate", 160, "orders per second of the fixed-rate runs, after the warm-up and right after saturation (0: half the measured maximum, after saturation only)")
 	flag.BoolVar(&o.relayOnly, "relay-only", false, "measure only the relay and Watermill's forwarder")
 	flag.BoolVar(&o.saturation, "saturation", true, "measure the ceiling and the saturation throughput first; false: only the fixed-rate run at -latency-rate (the plain-load check)")
 	flag.IntVar(&o.scale, "scale", 0, "the scale benchmark: measure, write the rows of this many finished sagas, measure again")
@@ -84,6 +89,13 @@ func main() {
 	}
 	for m := range strings.SplitSeq(*modes, ",") {
 		o.modes = append(o.modes, strings.TrimSpace(m))
+	}
+	for c := range strings.SplitSeq(*clients, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(c))
+		if err != nil || n <= 0 {
+			log.Fatalf("bench: -clients %q: want positive numbers", *clients)
+		}
+		o.clients = append(o.clients, n)
 	}
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
@@ -147,14 +159,22 @@ func run(ctx context.Context, o options, stdout io.Writer) error {
 		r.tracing = m
 		results = append(results, r)
 	}
+	var dtm *dtmResult
+	if o.dtm && o.saturation && !o.relayOnly {
+		d, err := measureDTM(ctx, o)
+		if err != nil {
+			return fmt.Errorf("dtm: %w", err)
+		}
+		dtm = &d
+	}
 	var table strings.Builder
 	switch {
 	case o.relayOnly:
 		reportRelay(&table, o, results)
 	case !o.saturation:
-		reportLatency(&table, o, results)
+		reportLatency(&table, o, results, nil)
 	default:
-		report(&table, o, results)
+		report(&table, o, results, dtm)
 	}
 	fmt.Fprint(stdout, table.String())
 	if err := os.MkdirAll(filepath.Dir(o.out), 0o755); err != nil {
@@ -163,20 +183,50 @@ func run(ctx context.Context, o options, stdout io.Writer) error {
 	return os.WriteFile(o.out, []byte(table.String()), 0o644)
 }
 
-func report(w io.Writer, o options, rs []result) {
+func report(w io.Writer, o options, rs []result, dtm *dtmResult) {
 	host, _ := os.Hostname()
-	fmt.Fprintf(w, "sagabox bench, %s, %s, %d cores; %d orders from %d clients over %d customers; fsync on\n\n",
-		time.Now().UTC().Format(time.RFC3339), host, numCPU(), o.orders, o.workers, numCustomers)
+	fmt.Fprintf(w, "sagabox bench, %s, %s, %d cores; %d orders a saturation run, over %d customers; fsync on\n\n",
+		time.Now().UTC().Format(time.RFC3339), host, numCPU(), o.orders, numCustomers)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "tracing\tceiling tps (clients)\tsagas/s\t5×sagas/s ÷ ceiling\tp50 ms\tp90 ms\tp99 ms\tat sagas/s\tCPU ms/saga\t")
+	fmt.Fprint(tw, "system\tceiling tps (clients)\t")
+	for _, c := range o.clients {
+		fmt.Fprintf(tw, "sagas/s, %d clients\t", c)
+	}
+	fmt.Fprintln(tw, "5×sagas/s ÷ ceiling\tCPU ms/saga\t")
 	for _, r := range rs {
-		fmt.Fprintf(tw, "%s\t%.0f (%d)\t%.0f\t%.0f %%\t%.1f\t%.1f\t%.1f\t%.0f\t%.2f\t\n", r.tracing, r.ceilingTPS, r.ceilingClients,
-			r.sagasPerSec, 500*r.sagasPerSec/r.ceilingTPS, r.p50, r.p90, r.p99, r.latencyRate, r.cpuTotal)
+		fmt.Fprintf(tw, "sagabox, tracing %s\t%.0f (%d)\t", r.tracing, r.ceilingTPS, r.ceilingClients)
+		for _, c := range o.clients {
+			fmt.Fprintf(tw, "%.0f\t", r.byClients[c])
+		}
+		fmt.Fprintf(tw, "%.0f %%\t%.2f\t\n", 500*r.sagasPerSec/r.ceilingTPS, r.cpuTotal)
+	}
+	if dtm != nil {
+		fmt.Fprint(tw, "DTM v1.19.0\t\t")
+		for _, c := range o.clients {
+			fmt.Fprintf(tw, "%.0f\t", dtm.sagasPerSec[c])
+		}
+		fmt.Fprintf(tw, "\t%.2f\t\n", dtm.cpuMS)
 	}
 	tw.Flush()
-	reportLatency(w, o, rs)
+	reportLatency(w, o, rs, dtm)
+	if dtm != nil {
+		fmt.Fprintln(w, "\nsagabox (tracing off) ÷ DTM, sagas/s at saturation:")
+		for _, r := range rs {
+			if r.tracing != "off" {
+				continue
+			}
+			for _, c := range o.clients {
+				fmt.Fprintf(w, "  %d clients: %.2f×\n", c, r.byClients[c]/dtm.sagasPerSec[c])
+			}
+		}
+		fmt.Fprintf(w, "DTM's correctness check: %s\n", dtm.check)
+	}
+	if len(rs) == 2 && rs[0].tracing == "on" && rs[1].tracing == "off" {
+		last := o.clients[len(o.clients)-1]
+		fmt.Fprintf(w, "tracing on ÷ off, sagas/s at %d clients: %.2f\n", last, rs[0].byClients[last]/rs[1].byClients[last])
+	}
 	for _, r := range rs {
-		fmt.Fprintf(w, "\ntracing %s, per component: CPU ms per saga at saturation, peak memory\n", r.tracing)
+		fmt.Fprintf(w, "\nsagabox, tracing %s, per component: CPU ms per saga at saturation (%d clients), peak memory\n", r.tracing, o.clients[len(o.clients)-1])
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 		fmt.Fprintln(tw, "component\tCPU ms/saga\tshare\tpeak MB\t")
 		for _, c := range r.components {
@@ -184,18 +234,43 @@ func report(w io.Writer, o options, rs []result) {
 		}
 		tw.Flush()
 	}
+	if dtm != nil {
+		fmt.Fprintf(w, "\nDTM, per process: CPU ms per saga at saturation (%d clients)\n", o.clients[len(o.clients)-1])
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "process\tCPU ms/saga\tshare\t")
+		for _, c := range dtm.components {
+			fmt.Fprintf(tw, "%s\t%.2f\t%.0f %%\t\n", c.name, c.cpuMS, 100*c.cpuMS/dtm.cpuMS)
+		}
+		tw.Flush()
+	}
 	reportRelay(w, o, rs)
 }
 
-// reportLatency prints the fixed-rate run's tail and what a run without
-// faults must not show (deadline actions, parked messages).
-func reportLatency(w io.Writer, o options, rs []result) {
-	fmt.Fprintf(w, "\nfixed rate for %s: created → ended, the tail; deadline retries/timeouts and parked messages over the whole run (a run without faults has none); replies found ahead of their saga and waited for\n", o.latencyFor)
+// reportLatency prints the fixed-rate runs' tails — after the warm-up and
+// right after the saturation runs — and what a run without faults must not
+// show (deadline actions, parked messages).
+func reportLatency(w io.Writer, o options, rs []result, dtm *dtmResult) {
+	fmt.Fprintf(w, "\nfixed rate for %s, created → ended: after the warm-up, and right after the saturation runs; deadline retries/timeouts and parked messages over the whole run (a run without faults has none); replies found ahead of their saga and waited for\n", o.latencyFor)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "tracing\tsagas/s offered\tp50 ms\tp99 ms\tp99.9 ms\tmax ms\tdeadline actions\tparked\tearly replies\t")
+	fmt.Fprintln(tw, "system\twhen\tsagas/s offered\tp50 ms\tp99 ms\tp99.9 ms\tmax ms\tdeadline actions\tparked\tearly replies\t")
 	for _, r := range rs {
-		fmt.Fprintf(tw, "%s\t%.0f\t%.1f\t%.1f\t%.1f\t%.1f\t%d\t%d\t%d\t\n", r.tracing, r.latencyRate, r.p50, r.p99, r.p999, r.max,
+		if r.warm.rate > 0 {
+			fmt.Fprintf(tw, "sagabox, tracing %s\twarm\t%.0f\t%.1f\t%.1f\t%.1f\t%.1f\t\t\t\t\n", r.tracing, r.warm.rate, r.warm.p50, r.warm.p99, r.warm.p999, r.warm.maxv)
+		}
+		when := "after saturation"
+		if !o.saturation {
+			when = "warm"
+		}
+		fmt.Fprintf(tw, "sagabox, tracing %s\t%s\t%.0f\t%.1f\t%.1f\t%.1f\t%.1f\t%d\t%d\t%d\t\n", r.tracing, when, r.latencyRate, r.p50, r.p99, r.p999, r.max,
 			r.health.deadlines, r.health.parked, r.health.early)
+	}
+	if dtm != nil {
+		for _, l := range []struct {
+			when string
+			l    latencyResult
+		}{{"warm", dtm.warm}, {"after saturation", dtm.hot}} {
+			fmt.Fprintf(tw, "DTM v1.19.0\t%s\t%.0f\t%.1f\t%.1f\t%.1f\t%.1f\t\t\t\t\n", l.when, l.l.rate, l.l.p50, l.l.p99, l.l.p999, l.l.maxv)
+		}
 	}
 	tw.Flush()
 }

@@ -56,9 +56,11 @@ type result struct {
 	tracing                    string
 	ceilingTPS                 float64
 	ceilingClients             int
-	sagasPerSec                float64
-	p50, p90, p99, latencyRate float64
+	sagasPerSec                float64         // at the most clients
+	byClients                  map[int]float64 // sagas/s at saturation, by clients
+	p50, p90, p99, latencyRate float64         // the fixed-rate run right after saturation (hot)
 	p999, max                  float64
+	warm                       latencyResult // the fixed-rate run after the warm-up
 	cpuTotal                   float64
 	components                 []componentResult
 	relay                      []relayResult
@@ -139,37 +141,53 @@ func measure(ctx context.Context, o options, bin, jaeger string, withRelay bool)
 	if err := waitTerminal(ctx, orderDB, warm, 300, 2*time.Minute); err != nil {
 		return r, err
 	}
+	// The fixed rate after the warm-up, before any saturation.
+	if o.rate > 0 {
+		var w result
+		if err := latencyRun(ctx, o, s, orderDB, o.rate, &w); err != nil {
+			return r, err
+		}
+		r.warm = latencyResult{rate: o.rate, p50: w.p50, p99: w.p99, p999: w.p999, maxv: w.max}
+	}
 
-	fmt.Fprintf(os.Stderr, "bench: tracing %s: saturation, %d orders\n", filepath.Base(jaeger), o.orders)
 	pids, err := s.components()
 	if err != nil {
 		return r, err
 	}
 	rss := sampleRSS(pids)
-	before := cpuSnapshot(pids)
-	start := time.Now()
-	var profiles sync.WaitGroup
-	if o.profileDir != "" {
-		profiles.Go(func() { profile(ctx, filepath.Join(o.profileDir, filepath.Base(jaeger)), 10*time.Second) })
-	}
-	if err := placeAll(ctx, s.orderURL, o.orders, o.workers); err != nil {
-		return r, err
-	}
-	if err := waitTerminal(ctx, orderDB, start, o.orders, 10*time.Minute); err != nil {
-		return r, err
-	}
-	after := cpuSnapshot(pids)
-	profiles.Wait()
-	var n int
-	if r.sagasPerSec, n, err = throughput(ctx, orderDB, start); err != nil {
-		return r, err
-	}
-	for name, t := range after {
-		ms := float64(t-before[name]) * 1000 / clockTicks / float64(n)
-		r.components = append(r.components, componentResult{name: name, cpuMS: ms})
-		r.cpuTotal += ms
+	r.byClients = map[int]float64{}
+	for i, clients := range o.clients {
+		fmt.Fprintf(os.Stderr, "bench: tracing %s: saturation, %d orders from %d clients\n", filepath.Base(jaeger), o.orders, clients)
+		last := i == len(o.clients)-1
+		before := cpuSnapshot(pids)
+		start := time.Now()
+		var profiles sync.WaitGroup
+		if o.profileDir != "" && last {
+			profiles.Go(func() { profile(ctx, filepath.Join(o.profileDir, filepath.Base(jaeger)), 10*time.Second) })
+		}
+		if err := placeAll(ctx, s.orderURL, o.orders, clients); err != nil {
+			return r, err
+		}
+		if err := waitTerminal(ctx, orderDB, start, o.orders, 10*time.Minute); err != nil {
+			return r, err
+		}
+		after := cpuSnapshot(pids)
+		profiles.Wait()
+		var n int
+		if r.sagasPerSec, n, err = throughput(ctx, orderDB, start); err != nil {
+			return r, err
+		}
+		r.byClients[clients] = r.sagasPerSec
+		if last {
+			for name, t := range after {
+				ms := float64(t-before[name]) * 1000 / clockTicks / float64(n)
+				r.components = append(r.components, componentResult{name: name, cpuMS: ms})
+				r.cpuTotal += ms
+			}
+		}
 	}
 
+	// The fixed rate right after the saturation runs.
 	rate := r.sagasPerSec / 2
 	if o.rate > 0 {
 		rate = o.rate

@@ -510,3 +510,6 @@ func FreePort() (int, error) {
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
+
+// Dir is the cluster's data directory.
+func (c *Cluster) Dir() string { return c.cfg.Dir }
