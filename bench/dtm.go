@@ -43,6 +43,7 @@ type dtmResult struct {
 type latencyResult struct {
 	rate                 float64
 	p50, p99, p999, maxv float64
+	hops                 []hopLatency // sagabox's: each message's way
 }
 
 // dtmSystem is DTM, its participants and their Postgres cluster.

@@ -233,6 +233,13 @@ func report(w io.Writer, o options, rs []result, dtm *dtmResult) {
 			fmt.Fprintf(tw, "%s\t%.2f\t%.0f %%\t%.0f\t\n", c.name, c.cpuMS, 100*c.cpuMS/r.cpuTotal, c.peakMB)
 		}
 		tw.Flush()
+		fmt.Fprintf(w, "\nsagabox, tracing %s: Postgres' active sessions at saturation, sampled every 10 ms (CPU: waiting for nothing)\n", r.tracing)
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "database\tstate\tshare\t")
+		for _, s := range r.waits {
+			fmt.Fprintf(tw, "%s\t%s\t%.0f %%\t\n", s.db, s.event, 100*s.share)
+		}
+		tw.Flush()
 	}
 	if dtm != nil {
 		fmt.Fprintf(w, "\nDTM, per process: CPU ms per saga at saturation (%d clients)\n", o.clients[len(o.clients)-1])
@@ -270,6 +277,30 @@ func reportLatency(w io.Writer, o options, rs []result, dtm *dtmResult) {
 			l    latencyResult
 		}{{"warm", dtm.warm}, {"after saturation", dtm.hot}} {
 			fmt.Fprintf(tw, "DTM v1.19.0\t%s\t%.0f\t%.1f\t%.1f\t%.1f\t%.1f\t\t\t\t\n", l.when, l.l.rate, l.l.p50, l.l.p99, l.l.p999, l.l.maxv)
+		}
+	}
+	tw.Flush()
+
+	fmt.Fprintln(w, "\nsagabox at the fixed rate, each message's way (from the transaction that wrote it to the one that applied it: commit, WAL, relay, broker, consumer), p50 / p99 ms")
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprint(tw, "system\twhen\t")
+	for _, h := range hopNames {
+		fmt.Fprintf(tw, "%s\t", h)
+	}
+	fmt.Fprintln(tw)
+	for _, r := range rs {
+		for _, run := range []struct {
+			when string
+			hops []hopLatency
+		}{{"warm", r.warm.hops}, {"after saturation", r.hops}} {
+			if run.hops == nil {
+				continue
+			}
+			fmt.Fprintf(tw, "sagabox, tracing %s\t%s\t", r.tracing, run.when)
+			for _, h := range run.hops {
+				fmt.Fprintf(tw, "%.1f / %.1f\t", h.p50, h.p99)
+			}
+			fmt.Fprintln(tw)
 		}
 	}
 	tw.Flush()

@@ -60,9 +60,11 @@ type result struct {
 	byClients                  map[int]float64 // sagas/s at saturation, by clients
 	p50, p90, p99, latencyRate float64         // the fixed-rate run right after saturation (hot)
 	p999, max                  float64
+	hops                       []hopLatency  // each message's way in the fixed-rate run right after saturation
 	warm                       latencyResult // the fixed-rate run after the warm-up
 	cpuTotal                   float64
 	components                 []componentResult
+	waits                      []waitSample // Postgres' active sessions at saturation (the most clients)
 	relay                      []relayResult
 	health                     health
 }
@@ -147,7 +149,7 @@ func measure(ctx context.Context, o options, bin, jaeger string, withRelay bool)
 		if err := latencyRun(ctx, o, s, orderDB, o.rate, &w); err != nil {
 			return r, err
 		}
-		r.warm = latencyResult{rate: o.rate, p50: w.p50, p99: w.p99, p999: w.p999, maxv: w.max}
+		r.warm = latencyResult{rate: o.rate, p50: w.p50, p99: w.p99, p999: w.p999, maxv: w.max, hops: w.hops}
 	}
 
 	pids, err := s.components()
@@ -165,10 +167,17 @@ func measure(ctx context.Context, o options, bin, jaeger string, withRelay bool)
 		if o.profileDir != "" && last {
 			profiles.Go(func() { profile(ctx, filepath.Join(o.profileDir, filepath.Base(jaeger)), 10*time.Second) })
 		}
+		sampling, stopSampling := context.WithCancel(ctx)
+		if last {
+			profiles.Go(func() { r.waits = sampleWaits(sampling, orderDB) })
+		}
 		if err := placeAll(ctx, s.orderURL, o.orders, clients); err != nil {
+			stopSampling()
 			return r, err
 		}
-		if err := waitTerminal(ctx, orderDB, start, o.orders, 10*time.Minute); err != nil {
+		err := waitTerminal(ctx, orderDB, start, o.orders, 10*time.Minute)
+		stopSampling()
+		if err != nil {
 			return r, err
 		}
 		after := cpuSnapshot(pids)
@@ -235,7 +244,8 @@ func latencyRun(ctx context.Context, o options, s *system, orderDB *pgxpool.Pool
 	if len(ms) > 0 {
 		r.max = ms[len(ms)-1]
 	}
-	return nil
+	r.hops, err = hops(ctx, s, from, to)
+	return err
 }
 
 // checkHealth counts, over the whole run, the sagas' deadline actions
