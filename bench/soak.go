@@ -83,7 +83,7 @@ func runSoak(ctx context.Context, o options, bin string, stdout io.Writer) error
 		return err
 	}
 	var sagas int64
-	if err := dbs["orderdb"].QueryRow(ctx, `SELECT coalesce(sum(n), 0)::bigint FROM saga_count`).Scan(&sagas); err != nil {
+	if err := dbs["orderdb"].QueryRow(ctx, `SELECT coalesce(sum(n), 0)::bigint FROM (SELECT n FROM saga_count UNION ALL SELECT n FROM saga_count_change) c`).Scan(&sagas); err != nil {
 		return err
 	}
 	host, _ := os.Hostname()

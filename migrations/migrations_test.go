@@ -20,7 +20,7 @@ func TestEveryServiceDatabaseMigrates(t *testing.T) {
 		schema migrations.Schema
 		tables []string
 	}{
-		"order":    {migrations.Order(), []string{"consumedmessage", "order_idempotency_key", "outboxevent", "parkedmessage", "purchaseorder", "saga_count", "sagastate", "sagastate_history"}},
+		"order":    {migrations.Order(), []string{"consumedmessage", "order_idempotency_key", "outboxevent", "parkedmessage", "purchaseorder", "saga_count", "saga_count_change", "sagastate", "sagastate_history"}},
 		"customer": {migrations.Customer(), []string{"consumedmessage", "customer", "outboxevent", "parkedmessage", "participant_step"}},
 		"payment":  {migrations.Payment(), []string{"consumedmessage", "outboxevent", "parkedmessage", "participant_step", "payment"}},
 	} {

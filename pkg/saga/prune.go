@@ -16,7 +16,7 @@ const PruneBatch = 500
 // Prune removes, within tx, up to limit sagas of the orchestrator's types
 // that ended (SUCCEEDED or ABORTED) longer than retention ago (by the
 // database's clock), with their history and what Config.OnPrune removes
-// for them, and takes them off saga_count; it returns how many it removed.
+// for them, and takes them off the counts; it returns how many it removed.
 // Running sagas are never removed. The removal reaches no topic: history
 // is not captured, and the sagastate connector does not publish deletes
 // (skipped.operations=d,t) — the change stream of sagastate says what
@@ -43,13 +43,10 @@ func (o *Orchestrator) Prune(ctx context.Context, tx pgx.Tx, retention time.Dura
 	if _, err := tx.Exec(ctx, `DELETE FROM sagastate_history WHERE saga_id = ANY($1)`, ids); err != nil {
 		return 0, fmt.Errorf("prune saga history: %w", err)
 	}
-	// The counters lose what goes, shard by shard as queueCount keeps
-	// them, in the order of their keys.
-	const remove = `WITH gone AS (DELETE FROM sagastate WHERE id = ANY($1) RETURNING type, status, get_byte(uuid_send(id), 0) % $2 AS shard)
-		UPDATE saga_count c SET n = c.n - g.n
-		FROM (SELECT type, status, shard, count(*) AS n FROM gone GROUP BY type, status, shard) g
-		WHERE c.type = g.type AND c.status = g.status AND c.shard = g.shard`
-	if _, err := tx.Exec(ctx, remove, ids, countShards); err != nil {
+	// The counts lose what goes.
+	const remove = `WITH gone AS (DELETE FROM sagastate WHERE id = ANY($1) RETURNING type, status)
+		INSERT INTO saga_count_change (type, status, n) SELECT type, status, -count(*) FROM gone GROUP BY type, status`
+	if _, err := tx.Exec(ctx, remove, ids); err != nil {
 		return 0, fmt.Errorf("prune sagas: %w", err)
 	}
 	return len(ids), nil

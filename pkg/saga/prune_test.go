@@ -3,6 +3,7 @@ package saga_test
 import (
 	"context"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,7 +17,8 @@ import (
 	"github.com/sagabox/sagabox/pkg/saga"
 )
 
-// countsAgree fails unless saga_count says what sagastate holds.
+// countsAgree fails unless the counts (saga_count and its changes not
+// folded yet) say what sagastate holds, and again once folded.
 func countsAgree(t *testing.T, pool *pgxpool.Pool) {
 	t.Helper()
 	read := func(sql string) map[string]int64 {
@@ -36,10 +38,20 @@ func countsAgree(t *testing.T, pool *pgxpool.Pool) {
 		}
 		return out
 	}
-	counted := read(`SELECT type || '/' || status, sum(n)::bigint FROM saga_count GROUP BY 1`)
+	const counts = `SELECT type || '/' || status, sum(n)::bigint
+		FROM (SELECT type, status, n FROM saga_count UNION ALL SELECT type, status, n FROM saga_count_change) c GROUP BY 1`
 	actual := read(`SELECT type || '/' || status, count(*) FROM sagastate GROUP BY 1`)
-	if diff := cmp.Diff(actual, counted); diff != "" {
-		t.Errorf("saga_count (-sagastate +saga_count):\n%s", diff)
+	if diff := cmp.Diff(actual, read(counts)); diff != "" {
+		t.Errorf("counts (-sagastate +counts):\n%s", diff)
+	}
+	if _, err := saga.FoldCounts(context.Background(), pool); err != nil {
+		t.Fatal(err)
+	}
+	if left := read(`SELECT 'changes', count(*) FROM saga_count_change`); len(left) > 0 {
+		t.Errorf("changes left after the fold: %v", left)
+	}
+	if diff := cmp.Diff(actual, read(`SELECT type || '/' || status, n FROM saga_count`)); diff != "" {
+		t.Errorf("folded counts (-sagastate +saga_count):\n%s", diff)
 	}
 }
 
@@ -123,6 +135,43 @@ func TestPruneRemovesEndedSagasOnly(t *testing.T) {
 		if _, err := saga.Load(ctx, pool, id); err != nil {
 			t.Errorf("saga %s removed: %v", id, err)
 		}
+	}
+	countsAgree(t, pool)
+}
+
+// Folds running at once, while sagas start and end, fold every change
+// once: the counts stay exact.
+func TestCountsFoldedConcurrently(t *testing.T) {
+	t.Parallel()
+	o, pool := newOrchestrator(t)
+	ctx, stop := context.WithCancel(context.Background())
+	var folds sync.WaitGroup
+	errs := make(chan error, 2)
+	for range 2 {
+		folds.Go(func() {
+			for ctx.Err() == nil {
+				if _, err := saga.FoldCounts(ctx, pool); err != nil && ctx.Err() == nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	for i := range 60 {
+		id := start(t, pool, o)
+		switch i % 3 {
+		case 0:
+			handle(t, pool, o, id, "one", saga.StepSucceeded)
+			handle(t, pool, o, id, "two", saga.StepSucceeded)
+		case 1:
+			handle(t, pool, o, id, "one", saga.StepFailed)
+		}
+	}
+	stop()
+	folds.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
 	}
 	countsAgree(t, pool)
 }

@@ -48,7 +48,7 @@ type Bucket struct {
 // Sagas keep their final status (and the time they reached it,
 // status_since), so a saga counts in the bucket in which it ended. It
 // reads no more rows than the window holds: the counts per status come
-// from saga_count, the window from the indexes on creation and end times,
+// from the counts the transitions keep, the window from the indexes on creation and end times,
 // stuck sagas from the deadline's and the running sagas' indexes.
 func ReadStats(ctx context.Context, q Querier, sq StatsQuery) (Stats, error) {
 	if sq.Bucket <= 0 || sq.Window < sq.Bucket || sq.Window/sq.Bucket > MaxBuckets {
@@ -78,8 +78,11 @@ func ReadStats(ctx context.Context, q Querier, sq StatsQuery) (Stats, error) {
 		return &st.Buckets[i]
 	}
 
-	// Per status: the counters the transitions keep (saga_count).
-	const byStatus = `SELECT status, sum(n)::bigint FROM saga_count WHERE ($1 = '' OR type = $1) GROUP BY status`
+	// Per status: the counts the transitions keep (saga_count and the
+	// changes not folded into it yet).
+	const byStatus = `SELECT status, sum(n)::bigint
+		FROM (SELECT type, status, n FROM saga_count UNION ALL SELECT type, status, n FROM saga_count_change) c
+		WHERE ($1 = '' OR type = $1) GROUP BY status`
 	err := each(ctx, q, byStatus, []any{sq.Type}, func(r pgx.CollectableRow) error {
 		var (
 			s Status
@@ -147,4 +150,24 @@ func each(ctx context.Context, q Querier, sql string, args []any, f func(pgx.Col
 		return fmt.Errorf("saga stats: %w", err)
 	}
 	return nil
+}
+
+// FoldCounts folds the changes of the counts that transitions and Prune
+// appended to saga_count_change into saga_count, in one transaction, and
+// returns how many it folded. RunSweeper folds at every tick, so that the
+// changes the stats read stay a few seconds' worth. Orchestrators folding
+// at once fold each change once: a change is deleted by one fold only.
+func FoldCounts(ctx context.Context, db TxBeginner) (int64, error) {
+	const fold = `WITH moved AS (DELETE FROM saga_count_change RETURNING type, status, n),
+		folded AS (INSERT INTO saga_count (type, status, n) SELECT type, status, sum(n) FROM moved GROUP BY type, status
+			ON CONFLICT (type, status) DO UPDATE SET n = saga_count.n + excluded.n)
+		SELECT count(*) FROM moved`
+	var n int64
+	err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
+		return tx.QueryRow(ctx, fold).Scan(&n)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("fold saga counts: %w", err)
+	}
+	return n, nil
 }

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -402,37 +401,26 @@ func (o *Orchestrator) apply(ctx context.Context, tx pgx.Tx, d Definition, prev,
 	return next, nil
 }
 
-// countShards spreads the counter of a type and status over this many
-// rows (by saga id), so that transitions committing at once rarely wait
-// for one another's row lock.
-const countShards = 16
+// NewID returns the id of a new saga: a UUIDv7, whose first bits are the
+// time, so that the indexes keyed by saga id (sagastate's, its history's,
+// the participants' step records) take new sagas at their end, where their
+// pages stay in memory however much history the tables hold. Its other
+// bits are random: Kafka's key hash spreads sagas over partitions as
+// before.
+func NewID() uuid.UUID { return uuid.Must(uuid.NewV7()) }
 
 // queueCount queues the move of saga s from status from ("" for a new
-// saga) to status to in saga_count, the counts of sagas per type and
-// status that the stats read instead of counting sagastate; nothing when
-// the status did not change. The rows are changed in the order of their
-// status, so two transitions never wait for each other in a cycle.
+// saga) to status to in the counts of sagas per type and status that the
+// stats read instead of counting sagastate; nothing when the status did
+// not change. It appends to saga_count_change (FoldCounts folds it into
+// saga_count), so that transitions never wait for one another's row.
 func queueCount(b *pgx.Batch, s State, from, to Status) {
-	if from == to {
-		return
-	}
-	const q = `INSERT INTO saga_count (type, status, shard, n) VALUES ($1, $2, $3, $4)
-		ON CONFLICT (type, status, shard) DO UPDATE SET n = saga_count.n + excluded.n`
-	shard := int16(s.ID[0] % countShards)
-	moves := []struct {
-		status Status
-		delta  int64
-	}{{from, -1}, {to, 1}}
-	slices.SortFunc(moves, func(a, b struct {
-		status Status
-		delta  int64
-	}) int {
-		return strings.Compare(string(a.status), string(b.status))
-	})
-	for _, m := range moves {
-		if m.status != "" {
-			b.Queue(q, s.Type, m.status, shard, m.delta)
-		}
+	switch {
+	case from == to:
+	case from == "":
+		b.Queue(`INSERT INTO saga_count_change (type, status, n) VALUES ($1, $2, 1)`, s.Type, to)
+	default:
+		b.Queue(`INSERT INTO saga_count_change (type, status, n) VALUES ($1, $2, -1), ($1, $3, 1)`, s.Type, from, to)
 	}
 }
 

@@ -64,8 +64,9 @@ func (o *Orchestrator) Sweep(ctx context.Context, db TxBeginner) (int, error) {
 	return n, nil
 }
 
-// RunSweeper sweeps every interval until ctx ends. A failed sweep (the
-// database away) is logged and tried again at the next tick.
+// RunSweeper sweeps every interval until ctx ends, and folds the changes
+// of the saga counts (FoldCounts). A failed sweep or fold (the database
+// away) is logged and tried again at the next tick.
 func (o *Orchestrator) RunSweeper(ctx context.Context, db TxBeginner, interval time.Duration) error {
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -77,6 +78,9 @@ func (o *Orchestrator) RunSweeper(ctx context.Context, db TxBeginner, interval t
 		}
 		if _, err := o.Sweep(ctx, db); err != nil && ctx.Err() == nil {
 			o.log.WarnContext(ctx, "deadline sweep failed", "err", err)
+		}
+		if _, err := FoldCounts(ctx, db); err != nil && ctx.Err() == nil {
+			o.log.WarnContext(ctx, "saga counts fold failed", "err", err)
 		}
 	}
 }
