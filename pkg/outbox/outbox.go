@@ -69,7 +69,9 @@ func Queue(ctx context.Context, b *pgx.Batch, events ...Event) error {
 	propagation.TraceContext{}.Inject(ctx, carrier)
 	for _, e := range events {
 		if e.ID == uuid.Nil {
-			e.ID = uuid.New()
+			// Time-ordered: the journals' indexes (consumer, event id)
+			// take new messages at their end.
+			e.ID = uuid.Must(uuid.NewV7())
 		}
 		if !json.Valid(e.Payload) {
 			return fmt.Errorf("write outbox event %s (%s): payload is not valid JSON", e.ID, e.Type)

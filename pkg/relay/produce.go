@@ -22,7 +22,9 @@ import (
 func ProducerOptions() []kgo.Opt {
 	return []kgo.Opt{
 		kgo.RecordPartitioner(Partitioner()),
-		kgo.ProducerLinger(time.Millisecond),
+		// No linger: a record goes at once, and the records that arrive
+		// while a produce request is in flight make the next batch.
+		kgo.ProducerLinger(0),
 	}
 }
 

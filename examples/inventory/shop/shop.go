@@ -136,7 +136,7 @@ func (s shop) placeOrder(w http.ResponseWriter, r *http.Request) {
 // start starts an order's saga: its number, the saga and its first request
 // commit together.
 func (s shop) start(ctx context.Context, o Order) (p Placed, err error) {
-	p.SagaID = uuid.New()
+	p.SagaID = saga.NewID()
 	if o.CardSealed, err = s.keys.Seal(o.Card, []byte(p.SagaID.String())); err != nil {
 		return Placed{}, err
 	}

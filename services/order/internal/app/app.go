@@ -139,7 +139,7 @@ func (a *App) placeOrder(ctx context.Context, tx pgx.Tx, p PlaceOrder) (store.Or
 	number := strings.TrimSpace(p.CreditCardNo)
 	o := store.Order{
 		CustomerID: p.CustomerID, ItemID: p.ItemID, Quantity: p.Quantity, PaymentDue: p.PaymentDue,
-		CardLast4: card.Last4(number), Status: store.StatusCreated, SagaID: uuid.New(),
+		CardLast4: card.Last4(number), Status: store.StatusCreated, SagaID: saga.NewID(),
 	}
 	sealed, err := a.settings.CardKeys.Seal(number, []byte(o.SagaID.String()))
 	if err != nil {

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/sagabox/sagabox/contracts"
@@ -63,7 +62,7 @@ func (a *App) CancelOrder(ctx context.Context, id int64) (store.Order, error) {
 		default:
 			return fmt.Errorf("%w: order %d is %s already (saga %s)", ErrCannotCancel, id, o.Status, o.CancelSagaID)
 		}
-		o.CancelSagaID, o.Status = uuid.New(), store.StatusCancelling
+		o.CancelSagaID, o.Status = saga.NewID(), store.StatusCancelling
 		if err := store.StartCancel(ctx, tx, id, o.CancelSagaID); err != nil {
 			return err
 		}
