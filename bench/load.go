@@ -8,6 +8,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -100,8 +101,8 @@ func offer(ctx context.Context, url string, rate float64, d time.Duration) (fail
 		time.Sleep(time.Until(at))
 		body := orderBody(r)
 		wg.Go(func() {
-			if post(url, body) != nil {
-				nfailed.Add(1)
+			if err := post(url, body); err != nil && nfailed.Add(1) == 1 {
+				fmt.Fprintf(os.Stderr, "bench: the first order that failed: %v\n", err)
 			}
 		})
 	}

@@ -198,17 +198,28 @@ func writeHistory(ctx context.Context, dbs map[string]*pgxpool.Pool, n int) erro
 	return err
 }
 
+// v7 is the SQL of a UUIDv7 (as saga.NewID and the outbox make them) of
+// the row's time (the column ms: milliseconds since the epoch, 12 hex
+// digits) whose random bits come from seed, an SQL text expression.
+func v7(seed string) string {
+	return "(ms || '7' || substr(md5(" + seed + "), 14, 3) || '8' || substr(md5(" + seed + "), 18, 15))::uuid"
+}
+
 // writeSagas writes the rows n finished sagas leave behind, as the system
-// would have written them over the last six days: 90 % accepted, 10 %
+// would have written them over the last six days (ids time-ordered, as
+// the system makes them): 90 % accepted, 10 %
 // rejected at the payment (the credit given back); the journals of the
 // last three days (CONSUMED_RETENTION: older entries would be pruned).
 // Ids come from the saga's number, so the three databases agree.
 func writeSagas(ctx context.Context, dbs map[string]*pgxpool.Pool, n int) error {
-	const common = `WITH g AS (
-			SELECT i, md5('scale-saga-' || i)::uuid AS saga, 2000000000 + i AS order_id,
-				100001 + i % 1000 AS customer, 100 + i % 900 AS due, i % 10 = 0 AS rejected,
-				now() - interval '1 hour' - (i % 518400) * interval '1 second' AS at
-			FROM generate_series($1::bigint, $2::bigint) i)
+	common := `WITH g0 AS (
+			SELECT i, at, lpad(to_hex((extract(epoch FROM at) * 1000)::bigint), 12, '0') AS ms
+			FROM generate_series($1::bigint, $2::bigint) i,
+				LATERAL (SELECT now() - interval '1 hour' - (i % 518400) * interval '1 second' AS at) t),
+		g AS (
+			SELECT i, at, ms, ` + v7("'scale-saga-' || i") + ` AS saga, 2000000000 + i AS order_id,
+				100001 + i % 1000 AS customer, 100 + i % 900 AS due, i % 10 = 0 AS rejected
+			FROM g0)
 		`
 	statements := map[string][]string{
 		"orderdb": {
@@ -229,7 +240,7 @@ func writeSagas(ctx context.Context, dbs map[string]*pgxpool.Pool, n int) error 
 			common + `INSERT INTO sagastate_history (saga_id, version, at, step, from_status, to_status, saga_status, attempt, cause,
 					event_id, topic, event_type)
 				SELECT saga, h.v, at + h.v * interval '10 ms', h.step, h.from_status, h.to_status, h.saga_status, 0, h.cause,
-					CASE WHEN h.cause = 'reply' THEN md5('scale-reply-' || i || '-' || h.v)::uuid END,
+					CASE WHEN h.cause = 'reply' THEN ` + v7("'scale-reply-' || i || '-' || h.v") + ` END,
 					CASE WHEN h.cause = 'reply' THEN h.step || '.response' END, CASE WHEN h.cause = 'reply' THEN 'Updated' END
 				FROM g CROSS JOIN (VALUES
 					(0, 'credit-approval', '', 'STARTED', 'STARTED', 'start'),
@@ -237,7 +248,7 @@ func writeSagas(ctx context.Context, dbs map[string]*pgxpool.Pool, n int) error 
 					(1, 'payment', '', 'STARTED', 'STARTED', 'reply'),
 					(2, 'payment', 'STARTED', 'SUCCEEDED', 'SUCCEEDED', 'reply')) h(v, step, from_status, to_status, saga_status, cause)`,
 			common + `INSERT INTO consumedmessage (consumer, event_id, consumed_at)
-				SELECT 'order-service', md5('scale-reply-' || i || '-' || r)::uuid, at + r * interval '10 ms'
+				SELECT 'order-service', ` + v7("'scale-reply-' || i || '-' || r") + `, at + r * interval '10 ms'
 				FROM g CROSS JOIN generate_series(1, 2) r WHERE at > now() - interval '3 days'`,
 		},
 		"customerdb": {
@@ -245,7 +256,7 @@ func writeSagas(ctx context.Context, dbs map[string]*pgxpool.Pool, n int) error 
 				SELECT 'credit-approval', saga, CASE WHEN rejected THEN 'UNDONE' ELSE 'DONE' END,
 					jsonb_build_object('customerId', customer, 'orderId', order_id, 'amount', due), at, at + interval '30 ms' FROM g`,
 			common + `INSERT INTO consumedmessage (consumer, event_id, consumed_at)
-				SELECT 'customer-service', md5('scale-credit-' || i)::uuid, at FROM g WHERE at > now() - interval '3 days'`,
+				SELECT 'customer-service', ` + v7("'scale-credit-' || i") + `, at FROM g WHERE at > now() - interval '3 days'`,
 		},
 		"paymentdb": {
 			common + `INSERT INTO payment (saga_id, order_id, customer_id, amount, card_last4, status, created_at)
@@ -255,7 +266,7 @@ func writeSagas(ctx context.Context, dbs map[string]*pgxpool.Pool, n int) error 
 				SELECT 'payment', saga, CASE WHEN rejected THEN 'REFUSED' ELSE 'DONE' END,
 					jsonb_build_object('orderId', order_id, 'amount', due), at, at FROM g`,
 			common + `INSERT INTO consumedmessage (consumer, event_id, consumed_at)
-				SELECT 'payment-service', md5('scale-payment-' || i)::uuid, at FROM g WHERE at > now() - interval '3 days'`,
+				SELECT 'payment-service', ` + v7("'scale-payment-' || i") + `, at FROM g WHERE at > now() - interval '3 days'`,
 		},
 	}
 	for from := 1; from <= n; from += scaleChunk {
@@ -270,9 +281,8 @@ func writeSagas(ctx context.Context, dbs map[string]*pgxpool.Pool, n int) error 
 		fmt.Fprintf(os.Stderr, "bench: scale: %d of %d sagas written\n", to, n)
 	}
 	// The counters, as the transitions would have kept them.
-	_, err := dbs["orderdb"].Exec(ctx, `INSERT INTO saga_count (type, status, shard, n) VALUES
-			('order-placement', 'SUCCEEDED', 0, $1), ('order-placement', 'ABORTED', 0, $2)
-		ON CONFLICT (type, status, shard) DO UPDATE SET n = saga_count.n + excluded.n`, n-n/10, n/10)
+	_, err := dbs["orderdb"].Exec(ctx, `INSERT INTO saga_count_change (type, status, n) VALUES
+			('order-placement', 'SUCCEEDED', $1), ('order-placement', 'ABORTED', $2)`, n-n/10, n/10)
 	if err != nil {
 		return fmt.Errorf("count the written sagas: %w", err)
 	}
