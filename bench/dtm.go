@@ -44,6 +44,7 @@ type latencyResult struct {
 	rate                 float64
 	p50, p99, p999, maxv float64
 	hops                 []hopLatency // sagabox's: each message's way
+	background           background   // sagabox's: what the databases did besides
 }
 
 // dtmSystem is DTM, its participants and their Postgres cluster.

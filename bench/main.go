@@ -287,12 +287,13 @@ func reportLatency(w io.Writer, o options, rs []result, dtm *dtmResult) {
 	for _, h := range hopNames {
 		fmt.Fprintf(tw, "%s\t", h)
 	}
-	fmt.Fprintln(tw)
+	fmt.Fprintln(tw, "meanwhile\t")
 	for _, r := range rs {
 		for _, run := range []struct {
-			when string
-			hops []hopLatency
-		}{{"warm", r.warm.hops}, {"after saturation", r.hops}} {
+			when       string
+			hops       []hopLatency
+			background background
+		}{{"warm", r.warm.hops, r.warm.background}, {"after saturation", r.hops, r.background}} {
 			if run.hops == nil {
 				continue
 			}
@@ -300,7 +301,7 @@ func reportLatency(w io.Writer, o options, rs []result, dtm *dtmResult) {
 			for _, h := range run.hops {
 				fmt.Fprintf(tw, "%.1f / %.1f\t", h.p50, h.p99)
 			}
-			fmt.Fprintln(tw)
+			fmt.Fprintf(tw, "%s\t\n", run.background)
 		}
 	}
 	tw.Flush()

@@ -61,6 +61,7 @@ type result struct {
 	p50, p90, p99, latencyRate float64         // the fixed-rate run right after saturation (hot)
 	p999, max                  float64
 	hops                       []hopLatency  // each message's way in the fixed-rate run right after saturation
+	background                 background    // what the databases did besides, in that run
 	warm                       latencyResult // the fixed-rate run after the warm-up
 	cpuTotal                   float64
 	components                 []componentResult
@@ -149,7 +150,7 @@ func measure(ctx context.Context, o options, bin, jaeger string, withRelay bool)
 		if err := latencyRun(ctx, o, s, orderDB, o.rate, &w); err != nil {
 			return r, err
 		}
-		r.warm = latencyResult{rate: o.rate, p50: w.p50, p99: w.p99, p999: w.p999, maxv: w.max, hops: w.hops}
+		r.warm = latencyResult{rate: o.rate, p50: w.p50, p99: w.p99, p999: w.p999, maxv: w.max, hops: w.hops, background: w.background}
 	}
 
 	pids, err := s.components()
@@ -226,6 +227,10 @@ func measure(ctx context.Context, o options, bin, jaeger string, withRelay bool)
 // the latency of their sagas, created → ended, in r.
 func latencyRun(ctx context.Context, o options, s *system, orderDB *pgxpool.Pool, rate float64, r *result) error {
 	fmt.Fprintf(os.Stderr, "bench: latency at %.0f orders/s for %s\n", rate, o.latencyFor)
+	before, err := backgroundNow(ctx, s)
+	if err != nil {
+		return err
+	}
 	from := time.Now()
 	failed := offer(ctx, s.orderURL, rate, o.latencyFor)
 	to := time.Now()
@@ -235,6 +240,11 @@ func latencyRun(ctx context.Context, o options, s *system, orderDB *pgxpool.Pool
 	if err := waitTerminal(ctx, orderDB, from, 1, 2*time.Minute); err != nil {
 		return err
 	}
+	after, err := backgroundNow(ctx, s)
+	if err != nil {
+		return err
+	}
+	r.background = background{checkpoints: after.checkpoints - before.checkpoints, vacuums: after.vacuums - before.vacuums, lagKB: before.lagKB}
 	ms, err := latencies(ctx, orderDB, from, to)
 	if err != nil {
 		return err

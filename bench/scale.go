@@ -215,7 +215,7 @@ func writeSagas(ctx context.Context, dbs map[string]*pgxpool.Pool, n int) error 
 	common := `WITH g0 AS (
 			SELECT i, at, lpad(to_hex((extract(epoch FROM at) * 1000)::bigint), 12, '0') AS ms
 			FROM generate_series($1::bigint, $2::bigint) i,
-				LATERAL (SELECT now() - interval '1 hour' - (i % 518400) * interval '1 second' AS at) t),
+				LATERAL (SELECT $3::timestamptz - interval '1 hour' - (i % 518400) * interval '1 second' AS at) t),
 		g AS (
 			SELECT i, at, ms, ` + v7("'scale-saga-' || i") + ` AS saga, 2000000000 + i AS order_id,
 				100001 + i % 1000 AS customer, 100 + i % 900 AS due, i % 10 = 0 AS rejected
@@ -249,14 +249,14 @@ func writeSagas(ctx context.Context, dbs map[string]*pgxpool.Pool, n int) error 
 					(2, 'payment', 'STARTED', 'SUCCEEDED', 'SUCCEEDED', 'reply')) h(v, step, from_status, to_status, saga_status, cause)`,
 			common + `INSERT INTO consumedmessage (consumer, event_id, consumed_at)
 				SELECT 'order-service', ` + v7("'scale-reply-' || i || '-' || r") + `, at + r * interval '10 ms'
-				FROM g CROSS JOIN generate_series(1, 2) r WHERE at > now() - interval '3 days'`,
+				FROM g CROSS JOIN generate_series(1, 2) r WHERE at > $3::timestamptz - interval '3 days'`,
 		},
 		"customerdb": {
 			common + `INSERT INTO participant_step (step, saga_id, status, record, created_at, updated_at)
 				SELECT 'credit-approval', saga, CASE WHEN rejected THEN 'UNDONE' ELSE 'DONE' END,
 					jsonb_build_object('customerId', customer, 'orderId', order_id, 'amount', due), at, at + interval '30 ms' FROM g`,
 			common + `INSERT INTO consumedmessage (consumer, event_id, consumed_at)
-				SELECT 'customer-service', ` + v7("'scale-credit-' || i") + `, at FROM g WHERE at > now() - interval '3 days'`,
+				SELECT 'customer-service', ` + v7("'scale-credit-' || i") + `, at FROM g WHERE at > $3::timestamptz - interval '3 days'`,
 		},
 		"paymentdb": {
 			common + `INSERT INTO payment (saga_id, order_id, customer_id, amount, card_last4, status, created_at)
@@ -266,14 +266,16 @@ func writeSagas(ctx context.Context, dbs map[string]*pgxpool.Pool, n int) error 
 				SELECT 'payment', saga, CASE WHEN rejected THEN 'REFUSED' ELSE 'DONE' END,
 					jsonb_build_object('orderId', order_id, 'amount', due), at, at FROM g`,
 			common + `INSERT INTO consumedmessage (consumer, event_id, consumed_at)
-				SELECT 'payment-service', ` + v7("'scale-payment-' || i") + `, at FROM g WHERE at > now() - interval '3 days'`,
+				SELECT 'payment-service', ` + v7("'scale-payment-' || i") + `, at FROM g WHERE at > $3::timestamptz - interval '3 days'`,
 		},
 	}
+	// One clock for every statement: a row's time makes its ids.
+	written := time.Now()
 	for from := 1; from <= n; from += scaleChunk {
 		to := min(from+scaleChunk-1, n)
 		for db, sqls := range statements {
 			for _, sql := range sqls {
-				if _, err := dbs[db].Exec(ctx, sql, from, to); err != nil {
+				if _, err := dbs[db].Exec(ctx, sql, from, to, written); err != nil {
 					return fmt.Errorf("write sagas %d..%d into %s: %w", from, to, db, err)
 				}
 			}
