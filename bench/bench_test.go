@@ -47,7 +47,20 @@ func TestBenchShortForm(t *testing.T) {
 	if max, err := strconv.ParseFloat(tail[5], 64); err != nil || max <= 0 {
 		t.Errorf("max latency %q", tail[5])
 	}
-	for _, want := range []string{"postgres", "order-1", "relay", "broker", "walsenders", "sagabox relay", "Watermill SQL forwarder"} {
+	// Each message's way, timed from the databases: four hops, each with
+	// a positive median.
+	hopsRow := regexp.MustCompile(`(?m)^\s*sagabox, tracing off\s+after saturation\s+([\d.]+) / [\d.]+\s+([\d.]+) / [\d.]+\s+([\d.]+) / [\d.]+\s+([\d.]+) / [\d.]+\s+\d+ checkpoints`).FindStringSubmatch(table)
+	if hopsRow == nil {
+		t.Errorf("no row of the messages' ways in:\n%s", table)
+	} else {
+		for i, name := range hopNames {
+			if v, err := strconv.ParseFloat(hopsRow[i+1], 64); err != nil || v <= 0 {
+				t.Errorf("hop %s: median %q, want a positive number", name, hopsRow[i+1])
+			}
+		}
+	}
+	for _, want := range []string{"postgres", "order-1", "relay", "broker", "walsenders", "sagabox relay", "Watermill SQL forwarder",
+		"Postgres' active sessions at saturation"} {
 		if !strings.Contains(table, want) {
 			t.Errorf("table lacks %q", want)
 		}

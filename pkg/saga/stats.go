@@ -48,8 +48,9 @@ type Bucket struct {
 // Sagas keep their final status (and the time they reached it,
 // status_since), so a saga counts in the bucket in which it ended. It
 // reads no more rows than the window holds: the counts per status come
-// from the counts the transitions keep, the window from the indexes on creation and end times,
-// stuck sagas from the deadline's and the running sagas' indexes.
+// from the counts the transitions keep, the window from the indexes on
+// creation and end times, stuck sagas from the deadline's and the running
+// sagas' indexes.
 func ReadStats(ctx context.Context, q Querier, sq StatsQuery) (Stats, error) {
 	if sq.Bucket <= 0 || sq.Window < sq.Bucket || sq.Window/sq.Bucket > MaxBuckets {
 		return Stats{}, fmt.Errorf("saga stats: window %s / bucket %s: want 1 to %d buckets", sq.Window, sq.Bucket, MaxBuckets)

@@ -1,6 +1,7 @@
 package saga_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -194,5 +195,22 @@ func TestConcurrentRepliesOptimisticLock(t *testing.T) {
 	}
 	if n != 1 {
 		t.Errorf("step two requested %d times, want 1", n)
+	}
+}
+
+// Saga ids are UUIDv7: a later saga's id sorts after an earlier one's, so
+// the indexes keyed by saga id take new sagas at their end.
+func TestNewIDIsTimeOrdered(t *testing.T) {
+	t.Parallel()
+	prev := saga.NewID()
+	for range 1000 {
+		id := saga.NewID()
+		if id.Version() != 7 {
+			t.Fatalf("%s: version %d, want 7", id, id.Version())
+		}
+		if bytes.Compare(id[:], prev[:]) <= 0 {
+			t.Fatalf("%s made after %s sorts before it", id, prev)
+		}
+		prev = id
 	}
 }
