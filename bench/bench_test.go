@@ -59,6 +59,9 @@ func TestBenchShortForm(t *testing.T) {
 			}
 		}
 	}
+	if !strings.Contains(table, "sagabox's correctness check, tracing off: ok") {
+		t.Errorf("the correctness check did not pass:\n%s", table)
+	}
 	for _, want := range []string{"postgres", "order-1", "relay", "broker", "walsenders", "sagabox relay", "Watermill SQL forwarder",
 		"Postgres' active sessions at saturation"} {
 		if !strings.Contains(table, want) {

@@ -221,6 +221,11 @@ func report(w io.Writer, o options, rs []result, dtm *dtmResult) {
 		}
 		fmt.Fprintf(w, "DTM's correctness check: %s\n", dtm.check)
 	}
+	for _, r := range rs {
+		if r.check != "" {
+			fmt.Fprintf(w, "sagabox's correctness check, tracing %s: %s\n", r.tracing, r.check)
+		}
+	}
 	if len(rs) == 2 && rs[0].tracing == "on" && rs[1].tracing == "off" {
 		last := o.clients[len(o.clients)-1]
 		fmt.Fprintf(w, "tracing on ÷ off, sagas/s at %d clients: %.2f\n", last, rs[0].byClients[last]/rs[1].byClients[last])

@@ -62,6 +62,7 @@ type result struct {
 	p999, max                  float64
 	hops                       []hopLatency  // each message's way in the fixed-rate run right after saturation
 	background                 background    // what the databases did besides, in that run
+	check                      string        // the correctness check after the runs: "ok" or the problems
 	warm                       latencyResult // the fixed-rate run after the warm-up
 	cpuTotal                   float64
 	components                 []componentResult
@@ -213,6 +214,9 @@ func measure(ctx context.Context, o options, bin, jaeger string, withRelay bool)
 		}
 	}
 	if r.health, err = checkHealth(ctx, s); err != nil {
+		return r, err
+	}
+	if r.check, err = checkMoney(ctx, s); err != nil {
 		return r, err
 	}
 	peaks := rss.finish()
