@@ -46,13 +46,11 @@ func runScale(ctx context.Context, o options, bin string, stdout io.Writer) erro
 		return err
 	}
 	defer s.stop()
-	dbs := map[string]*pgxpool.Pool{}
-	for _, name := range []string{"orderdb", "customerdb", "paymentdb"} {
-		if dbs[name], err = s.db(ctx, name, 4); err != nil {
-			return err
-		}
-		defer dbs[name].Close()
+	dbs, closeDBs, err := s.serviceDBs(ctx, 4)
+	if err != nil {
+		return err
 	}
+	defer closeDBs()
 	if err := seedCustomers(ctx, dbs["customerdb"]); err != nil {
 		return err
 	}

@@ -43,13 +43,11 @@ func runSoak(ctx context.Context, o options, bin string, stdout io.Writer) error
 		return err
 	}
 	defer s.stop()
-	dbs := map[string]*pgxpool.Pool{}
-	for _, name := range []string{"orderdb", "customerdb", "paymentdb"} {
-		if dbs[name], err = s.db(ctx, name, 2); err != nil {
-			return err
-		}
-		defer dbs[name].Close()
+	dbs, closeDBs, err := s.serviceDBs(ctx, 2)
+	if err != nil {
+		return err
 	}
+	defer closeDBs()
 	if err := seedCustomers(ctx, dbs["customerdb"]); err != nil {
 		return err
 	}

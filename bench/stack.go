@@ -127,6 +127,24 @@ func (s *system) db(ctx context.Context, name string, conns int32) (*pgxpool.Poo
 	return pgxpool.NewWithConfig(ctx, cfg)
 }
 
+// serviceDBs opens a superuser pool of conns connections on each service
+// database, by name; closeAll closes them.
+func (s *system) serviceDBs(ctx context.Context, conns int32) (dbs map[string]*pgxpool.Pool, closeAll func(), err error) {
+	dbs = map[string]*pgxpool.Pool{}
+	closeAll = func() {
+		for _, db := range dbs {
+			db.Close()
+		}
+	}
+	for _, name := range []string{"orderdb", "customerdb", "paymentdb"} {
+		if dbs[name], err = s.db(ctx, name, conns); err != nil {
+			closeAll()
+			return nil, nil, err
+		}
+	}
+	return dbs, closeAll, nil
+}
+
 // components returns the pid of every component process: the children of
 // `sagabox up` (from their pid files) and the Postgres postmaster.
 func (s *system) components() (map[string]int, error) {
